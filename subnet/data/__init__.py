@@ -1,1 +1,1 @@
-"""Tessera data package."""
+"""Embedded corpus, tokenizers, and fixed-size token pages (train / held-out)."""

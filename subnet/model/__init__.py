@@ -1,1 +1,1 @@
-"""Tessera model package."""
+"""Model presets (Llama-style), fragment partition, hashing and checkpoints."""
