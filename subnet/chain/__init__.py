@@ -1,1 +1,22 @@
-"""Tessera chain package."""
+"""One factory for the chain client: real networks or the local devnet.
+
+`make_subtensor("finney" | "test" | "local" | "ws://...")` is the real
+`bt.Subtensor`; `make_subtensor("devnet")` or `"devnet+ws://127.0.0.1:PORT"`
+is the same SDK client with `DevnetSubstrate` plugged into its `Substrate`
+seam. Neurons use only the returned client, so the same code runs on both.
+`chain_call` translates SDK/chain failures into `subnet.errors.ChainError`.
+"""
+
+from __future__ import annotations
+
+from subnet.chain.factory import DEVNET_DEFAULT_URL, chain_call, devnet_url, make_subtensor
+from subnet.chain.commitments import commitment_call, read_commitments
+
+__all__ = [
+    "DEVNET_DEFAULT_URL",
+    "chain_call",
+    "commitment_call",
+    "devnet_url",
+    "make_subtensor",
+    "read_commitments",
+]

@@ -1,0 +1,69 @@
+"""`make_subtensor(network)` and the error seam between the SDK and Tessera.
+
+Network strings (the `--subtensor.network` flag):
+- `devnet` -> the local devnet at ws://127.0.0.1:$TESSERA_DEVNET_PORT (default 9946);
+- `devnet+ws://host:port` -> a devnet at that URL (loopback only);
+- `finney`, `test`, `local`, `archive`, `ws://...`, `wss://...` -> the real chain.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlparse
+
+import bittensor as bt
+
+from subnet.errors import ChainError
+
+DEVNET_DEFAULT_URL = "ws://127.0.0.1:9946"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+T = TypeVar("T")
+
+
+def devnet_url(network: str) -> str | None:
+    """The devnet URL a network string names, or None for a real network."""
+    if network != "devnet" and not network.startswith("devnet+"):
+        return None
+    url = network.partition("+")[2]
+    if not url:
+        port = int(os.environ.get("TESSERA_DEVNET_PORT", "9946"))
+        return f"ws://127.0.0.1:{port}"
+    parsed = urlparse(url)
+    if parsed.scheme != "ws" or parsed.hostname not in _LOOPBACK or not parsed.port:
+        raise ChainError(
+            f"bad devnet network {network!r}",
+            remediation="use devnet or devnet+ws://127.0.0.1:PORT (the devnet is loopback-only)",
+        )
+    return url
+
+
+def make_subtensor(network: str) -> Any:
+    """A `bittensor.Subtensor` for `network` (see module docstring)."""
+    if not network:
+        raise ChainError("empty network", remediation="pass --subtensor.network finney|test|local|devnet")
+    url = devnet_url(network)
+    if url is not None:
+        from subnet.devnet.substrate import DevnetSubstrate
+
+        # "local" labels explorer links only; the substrate decides where calls go.
+        return bt.Subtensor("local", substrate=DevnetSubstrate(url))
+    try:
+        return bt.Subtensor(network)
+    except Exception as exc:  # unknown network names raise from the SDK's resolver
+        raise ChainError(f"cannot create a client for network {network!r}: {exc}") from exc
+
+
+def chain_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run an SDK call, re-raising SDK/transport failures as `subnet.errors.ChainError`."""
+    try:
+        return fn(*args, **kwargs)
+    except ChainError:
+        raise
+    except bt.BittensorError as exc:
+        hint = getattr(exc, "remediation", None)
+        err = ChainError(str(exc), remediation=hint if isinstance(hint, str) else None)
+        err.chain_name = getattr(exc, "name", None)  # e.g. "SettingWeightsTooFast"
+        raise err from exc
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        raise ChainError(f"chain unreachable: {exc}") from exc

@@ -1,0 +1,155 @@
+"""Devnet configuration: where it lives, how fast it runs, and genesis hyperparameters.
+
+Defaults mirror subtensor (opentensor/subtensor 14bc6f9, spec 425;
+`runtime/src/lib.rs` and `pallets/subtensor/src/lib.rs`) except where a local
+devnet needs otherwise; those few are marked DEVNET and listed in
+contrib/DEVNET.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RAO_PER_TAO = 1_000_000_000
+U16_MAX = 65535
+DEFAULT_PORT = 9946
+DEFAULT_BLOCK_MS = 1000
+DEFAULT_DIR = "~/.tessera/devnet"
+SPEC_VERSION = 425
+PORTED_FROM = "opentensor/subtensor 14bc6f9 (spec 425)"
+
+# Per-subnet hyperparameters, keyed by their subtensor storage names so that
+# `query("SubtensorModule", <name>, [netuid])` maps 1:1.
+DEFAULT_HYPERPARAMETERS: dict[str, int | bool | str] = {
+    "Tempo": 360,
+    "Kappa": 32767,
+    "Rho": 10,
+    "MaxAllowedUids": 256,
+    "MinAllowedWeights": 1024,  # capped at the subnet's n by the weights check
+    "MaxAllowedValidators": 128,
+    "ImmunityPeriod": 4096,
+    "ActivityCutoff": 5000,
+    "BondsMovingAverage": 900_000,
+    "BondsPenalty": 65535,
+    "WeightsVersionKey": 0,
+    "ServingRateLimit": 50,
+    "Burn": RAO_PER_TAO // 10,
+    "MinBurn": 500_000,
+    "MaxBurn": 100 * RAO_PER_TAO,
+    "WeightsSetRateLimit": 100,
+    "StakeThreshold": 0,
+    "CommitRevealWeightsEnabled": False,  # DEVNET: default on at subtensor; no drand offline
+    "RevealPeriodEpochs": 1,
+    "MaxWeightsLimit": U16_MAX,
+    "NetworkRegistrationAllowed": True,
+    "MaxRegistrationsPerBlock": 16,  # DEVNET: 1 at subtensor; parallel local registration
+    "MinNonImmuneUids": 10,
+    "LiquidAlphaOn": False,
+    "Yuma3On": False,
+    "SubnetOwnerCut": 11796,  # 18 %
+    "TransferToggle": True,
+    "Difficulty": 10_000_000,
+    "AdjustmentAlpha": 0,
+    "AdjustmentInterval": 100,
+    "TargetRegistrationsPerInterval": 2,
+    "MaxDifficulty": 2**63 - 1,
+    "MinDifficulty": 1,
+    "SubnetEpochConsensus": "Yuma",
+}
+
+# AdminUtils setter -> (storage name, value parameter). Owner-settable ones are
+# those the SDK's SetHyperparameter exposes; the rest need sudo (//Alice).
+SUDO_SETTERS: dict[str, tuple[str, str]] = {
+    "sudo_set_tempo": ("Tempo", "tempo"),
+    "sudo_set_kappa": ("Kappa", "kappa"),
+    "sudo_set_rho": ("Rho", "rho"),
+    "sudo_set_max_allowed_uids": ("MaxAllowedUids", "max_allowed_uids"),
+    "sudo_set_min_allowed_weights": ("MinAllowedWeights", "min_allowed_weights"),
+    "sudo_set_max_allowed_validators": ("MaxAllowedValidators", "max_allowed_validators"),
+    "sudo_set_immunity_period": ("ImmunityPeriod", "immunity_period"),
+    "sudo_set_activity_cutoff": ("ActivityCutoff", "activity_cutoff"),
+    "sudo_set_bonds_moving_average": ("BondsMovingAverage", "bonds_moving_average"),
+    "sudo_set_bonds_penalty": ("BondsPenalty", "bonds_penalty"),
+    "sudo_set_weights_version_key": ("WeightsVersionKey", "weights_version_key"),
+    "sudo_set_serving_rate_limit": ("ServingRateLimit", "serving_rate_limit"),
+    "sudo_set_min_burn": ("MinBurn", "min_burn"),
+    "sudo_set_max_burn": ("MaxBurn", "max_burn"),
+    "sudo_set_weights_set_rate_limit": ("WeightsSetRateLimit", "weights_set_rate_limit"),
+    "sudo_set_commit_reveal_weights_enabled": ("CommitRevealWeightsEnabled", "enabled"),
+    "sudo_set_commit_reveal_weights_interval": ("RevealPeriodEpochs", "interval"),
+    "sudo_set_network_registration_allowed": ("NetworkRegistrationAllowed", "registration_allowed"),
+    "sudo_set_max_registrations_per_block": ("MaxRegistrationsPerBlock", "max_registrations_per_block"),
+    "sudo_set_min_non_immune_uids": ("MinNonImmuneUids", "min"),
+    "sudo_set_liquid_alpha_enabled": ("LiquidAlphaOn", "enabled"),
+    "sudo_set_yuma3_enabled": ("Yuma3On", "enabled"),
+    "sudo_set_toggle_transfer": ("TransferToggle", "toggle"),
+    "sudo_set_difficulty": ("Difficulty", "difficulty"),
+    "sudo_set_adjustment_alpha": ("AdjustmentAlpha", "adjustment_alpha"),
+    "sudo_set_adjustment_interval": ("AdjustmentInterval", "adjustment_interval"),
+    "sudo_set_target_registrations_per_interval": (
+        "TargetRegistrationsPerInterval",
+        "target_registrations_per_interval",
+    ),
+    "sudo_set_max_difficulty": ("MaxDifficulty", "max_difficulty"),
+    "sudo_set_min_difficulty": ("MinDifficulty", "min_difficulty"),
+    "sudo_set_epoch_consensus": ("SubnetEpochConsensus", "mode"),
+}
+OWNER_SETTABLE = {
+    "sudo_set_tempo", "sudo_set_immunity_period", "sudo_set_min_allowed_weights",
+    "sudo_set_weights_version_key", "sudo_set_min_burn", "sudo_set_max_burn",
+    "sudo_set_bonds_moving_average", "sudo_set_bonds_penalty", "sudo_set_serving_rate_limit",
+    "sudo_set_commit_reveal_weights_interval", "sudo_set_max_allowed_uids", "sudo_set_rho",
+    "sudo_set_commit_reveal_weights_enabled", "sudo_set_liquid_alpha_enabled",
+    "sudo_set_network_registration_allowed", "sudo_set_yuma3_enabled", "sudo_set_toggle_transfer",
+    "sudo_set_adjustment_alpha", "sudo_set_max_difficulty", "sudo_set_epoch_consensus",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenesisConfig:
+    """What a fresh devnet starts with."""
+
+    # //Alice (sudo), //Bob, //Charlie, each funded with this many TAO.
+    dev_accounts: tuple[str, ...] = ("//Alice", "//Bob", "//Charlie")
+    dev_balance_tao: int = 1_000_000
+    sudo_uri: str = "//Alice"
+    # Alpha minted per block per started subnet (rao); 1 alpha before halvings.
+    alpha_per_block: int = RAO_PER_TAO
+    # TAO locked to register a subnet (the real chain's cost floats; fixed here).
+    network_lock_cost: int = 100 * RAO_PER_TAO
+    hyperparameters: dict = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevnetConfig:
+    """Where the devnet process listens and keeps its state."""
+
+    host: str = "127.0.0.1"  # loopback only, by design
+    port: int = DEFAULT_PORT
+    dir: Path = Path(DEFAULT_DIR).expanduser()
+    # Block interval in milliseconds; 0 = manual mode (blocks only via devnet_produceBlocks).
+    block_ms: int = DEFAULT_BLOCK_MS
+    genesis: GenesisConfig = field(default_factory=GenesisConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "devnet.sqlite"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.dir / "devnet.pid"
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+
+def env_defaults() -> dict[str, object]:
+    """Flag defaults from TESSERA_DEVNET_* environment variables."""
+    return {
+        "port": int(os.environ.get("TESSERA_DEVNET_PORT", DEFAULT_PORT)),
+        "dir": os.environ.get("TESSERA_DEVNET_DIR", DEFAULT_DIR),
+        "block_ms": int(os.environ.get("TESSERA_DEVNET_BLOCK_MS", DEFAULT_BLOCK_MS)),
+    }

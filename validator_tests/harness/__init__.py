@@ -1,0 +1,1 @@
+"""Test harness: real processes and real chains for the validator_tests suite."""

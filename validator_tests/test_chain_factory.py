@@ -1,0 +1,54 @@
+"""`subnet.chain.make_subtensor`: network strings to SDK clients, and the error seam."""
+
+from __future__ import annotations
+
+import bittensor as bt
+import pytest
+
+from subnet.chain import chain_call, commitment_call, devnet_url, make_subtensor
+from subnet.devnet.substrate import DevnetSubstrate
+from subnet.errors import ChainError
+
+
+def test_devnet_urls(monkeypatch):
+    monkeypatch.delenv("TESSERA_DEVNET_PORT", raising=False)
+    assert devnet_url("devnet") == "ws://127.0.0.1:9946"
+    monkeypatch.setenv("TESSERA_DEVNET_PORT", "12345")
+    assert devnet_url("devnet") == "ws://127.0.0.1:12345"
+    assert devnet_url("devnet+ws://127.0.0.1:7000") == "ws://127.0.0.1:7000"
+    assert devnet_url("finney") is None
+    assert devnet_url("ws://127.0.0.1:9944") is None
+
+
+@pytest.mark.parametrize("bad", ["devnet+ws://10.0.0.1:9946", "devnet+http://127.0.0.1:1", "devnet+ws://127.0.0.1"])
+def test_devnet_must_be_loopback_ws(bad):
+    with pytest.raises(ChainError):
+        devnet_url(bad)
+
+
+def test_make_subtensor_picks_backend():
+    dev = make_subtensor("devnet+ws://127.0.0.1:7001")
+    assert isinstance(dev, bt.Subtensor)
+    assert isinstance(dev._client._substrate, DevnetSubstrate)
+    real = make_subtensor("test")  # construction is cold: no connection is opened
+    assert isinstance(real, bt.Subtensor)
+    assert not isinstance(real._client._substrate, DevnetSubstrate)
+    with pytest.raises(ChainError):
+        make_subtensor("")
+
+
+def test_unreachable_devnet_becomes_chain_error():
+    from harness.devnet import free_port
+
+    sub = make_subtensor(f"devnet+ws://127.0.0.1:{free_port()}")
+    sub._client._substrate._rpc.connect_retries = 1
+    with pytest.raises(ChainError):
+        chain_call(lambda: sub.block)
+
+
+def test_commitment_call_shape_and_limit():
+    call = commitment_call(3, "hello")
+    assert call.module == "Commitments" and call.function == "set_commitment"
+    assert call.params["info"] == {"fields": [{"Raw5": "0x68656c6c6f"}]}
+    with pytest.raises(ChainError):
+        commitment_call(3, "x" * 129)
