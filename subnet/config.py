@@ -1,0 +1,574 @@
+"""Command-line flags and environment variables from frozen config dataclasses.
+
+Why: every component owns one frozen, keyword-only dataclass (units documented
+on the fields); the neurons compose them (`MinerConfig`, `ValidatorConfig`)
+and this module turns the tree into bittensor-style dotted flags, so the
+dataclass is the single source of truth for names, types, defaults and help.
+
+Naming rule
+    A field ``name`` of a sub-config reached through the field ``wallet`` is
+    the flag ``--wallet.name``; top-level scalars are plain (``--netuid``).
+    Its environment variable is ``TESSERA_`` + the dotted name upper-cased
+    with dots replaced by underscores: ``--wallet.name`` <- ``TESSERA_WALLET_NAME``,
+    ``--subtensor.network`` <- ``TESSERA_SUBTENSOR_NETWORK``, ``--netuid`` <-
+    ``TESSERA_NETUID``. A field may override it with ``metadata={"env": ...}``;
+    `ENV_OVERRIDES` holds the overrides for classes owned elsewhere
+    (``--data.cache_dir`` <- ``TESSERA_CACHE_DIR``, per contrib/ARCHITECTURE.md).
+
+Precedence: command line > environment > dataclass default. A field with no
+default must be given one way or the other.
+
+Values: ``int``, ``float``, ``str``, ``Path``, ``bool`` (``1/true/yes/on`` or
+``0/false/no/off``; a bare ``--logging.debug`` means true), ``Literal`` choices,
+``X | None`` (``none``/``null`` means None) and ``tuple[X, ...]``
+(comma-separated). A bad value exits with status 2 and a message naming both
+the flag and its environment variable.
+
+Help text: ``field(metadata={"help": ...})`` or the attribute docstring (a
+string literal right under the field, torchtitan style).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import os
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from subnet.codec.config import CodecConfig
+from subnet.data.config import DataConfig
+from subnet.errors import ConfigError, SubnetError
+
+ENV_PREFIX = "TESSERA_"
+# Dotted flag -> environment variable, where a contract fixed another name than the rule.
+ENV_OVERRIDES: dict[str, str] = {"data.cache_dir": "TESSERA_CACHE_DIR"}
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+_NONE = {"none", "null"}
+
+C = TypeVar("C")
+
+
+# --------------------------------------------------------------------------- flag specs
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlagSpec:
+    """One leaf field of a config tree, as a flag and an environment variable."""
+
+    path: tuple[str, ...]
+    """Field names from the root config down to this leaf."""
+    flag: str
+    env: str
+    convert: Callable[[str], Any]
+    choices: tuple[Any, ...] | None
+    is_bool: bool
+    required: bool
+    default: Any
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+
+def env_name(dotted: str) -> str:
+    """The environment variable for a dotted flag name (see module docstring)."""
+    return ENV_PREFIX + dotted.upper().replace(".", "_").replace("-", "_")
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a string literal right after a field) of a dataclass."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
+    return docs
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true/false, 1/0, yes/no), got {text!r}")
+
+
+def _scalar_converter(tp: Any) -> tuple[Callable[[str], Any], tuple[Any, ...] | None, bool]:
+    """(convert, choices, is_bool) for a non-Optional type, or ConfigError if unsupported."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        by_text = {str(c): c for c in choices}
+
+        def conv_literal(text: str) -> Any:
+            if text in by_text:
+                return by_text[text]
+            raise ValueError(f"invalid choice {text!r} (choose from {', '.join(map(str, choices))})")
+
+        return conv_literal, choices, False
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise ConfigError(f"unsupported tuple type {tp!r}; use tuple[X, ...]")
+        inner, _, _ = _scalar_converter(args[0])
+
+        def conv_tuple(text: str) -> tuple[Any, ...]:
+            parts = [p.strip() for p in text.split(",")] if text.strip() else []
+            return tuple(inner(p) for p in parts)
+
+        return conv_tuple, None, False
+    if tp is bool:
+        return parse_bool, None, True
+    if tp is int:
+        def conv_int(text: str) -> int:
+            try:
+                return int(text.strip().replace("_", ""), 0)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {text!r}") from None
+
+        return conv_int, None, False
+    if tp is float:
+        def conv_float(text: str) -> float:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"expected a number, got {text!r}") from None
+
+        return conv_float, None, False
+    if tp is str:
+        return str, None, False
+    if tp is Path:
+        return lambda text: Path(text).expanduser(), None, False
+    raise ConfigError(f"unsupported config field type {tp!r}")
+
+
+def _converter(tp: Any) -> tuple[Callable[[str], Any], tuple[Any, ...] | None, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(tp)) != 2:
+            raise ConfigError(f"unsupported union type {tp!r}; only X | None")
+        inner, choices, is_bool = _scalar_converter(args[0])
+
+        def conv_optional(text: str) -> Any:
+            return None if text.strip().lower() in _NONE else inner(text)
+
+        return conv_optional, choices, is_bool
+    return _scalar_converter(tp)
+
+
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _default_of(f: dataclasses.Field) -> tuple[bool, Any]:
+    if f.default is not dataclasses.MISSING:
+        return True, f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return True, f.default_factory()  # type: ignore[misc]
+    return False, None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def flag_specs(cls: type, prefix: str | Sequence[str] = ()) -> list[FlagSpec]:
+    """Flatten a (nested) config dataclass into its leaf flags, in field order."""
+    if not _is_config(cls):
+        raise ConfigError(f"{cls!r} is not a dataclass")
+    base = tuple(prefix.split(".")) if isinstance(prefix, str) and prefix else tuple(prefix or ())
+    hints = typing.get_type_hints(cls)
+    docs = _field_docs(cls)
+    specs: list[FlagSpec] = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        path = base + (f.name,)
+        if _is_config(tp):
+            specs.extend(flag_specs(tp, path))
+            continue
+        convert, choices, is_bool = _converter(tp)
+        dotted = ".".join(path)
+        env = f.metadata.get("env") or ENV_OVERRIDES.get(dotted) or env_name(dotted)
+        has_default, default = _default_of(f)
+        text = f.metadata.get("help") or docs.get(f.name, "")
+        tail = f"env {env}; " + (f"default {_show(default)}" if has_default else "required")
+        specs.append(
+            FlagSpec(
+                path=path,
+                flag="--" + dotted,
+                env=env,
+                convert=convert,
+                choices=choices,
+                is_bool=is_bool,
+                required=not has_default,
+                default=default,
+                help=f"{text} ({tail})" if text else f"({tail})",
+            )
+        )
+    return specs
+
+
+# --------------------------------------------------------------------------- argparse
+
+
+def _argparse_type(spec: FlagSpec) -> Callable[[str], Any]:
+    def conv(text: str) -> Any:
+        try:
+            return spec.convert(text)
+        except ValueError as exc:
+            # argparse prefixes "argument --flag:"; name the env var too.
+            raise argparse.ArgumentTypeError(f"{exc} (also settable as {spec.env})") from None
+
+    conv.__name__ = spec.flag
+    return conv
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, prefix: str | Sequence[str] = ()
+) -> list[FlagSpec]:
+    """Add one flag per leaf field of `cls` (a group per sub-config); return the specs.
+
+    Flags default to "not given" so `config_from_args` can tell the command
+    line from the environment and the dataclass default.
+    """
+    specs = flag_specs(cls, prefix)
+    groups: dict[tuple[str, ...], Any] = {}
+    for spec in specs:
+        group_key = spec.path[:-1]
+        if group_key not in groups:
+            title = ".".join(group_key) if group_key else None
+            groups[group_key] = parser.add_argument_group(title) if title else parser
+        kwargs: dict[str, Any] = dict(
+            dest=spec.dest, default=argparse.SUPPRESS, help=spec.help, type=_argparse_type(spec)
+        )
+        if spec.is_bool:
+            kwargs.update(nargs="?", const=True, metavar="BOOL")
+        elif spec.choices is not None:
+            kwargs["metavar"] = "{" + ",".join(map(str, spec.choices)) + "}"
+        else:
+            kwargs["metavar"] = spec.path[-1].upper()
+        groups[group_key].add_argument(spec.flag, **kwargs)
+    return specs
+
+
+def _fail(parser: argparse.ArgumentParser | None, message: str) -> typing.NoReturn:
+    if parser is not None:
+        parser.error(message)  # exits with status 2
+    raise ConfigError(message)
+
+
+def config_from_args(
+    cls: type[C],
+    args: argparse.Namespace,
+    env: Mapping[str, str] | None = None,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+    prefix: str | Sequence[str] = (),
+) -> C:
+    """Build `cls` from parsed flags, then the environment, then defaults.
+
+    With `parser`, errors exit via `parser.error` (status 2); without it they
+    raise `ConfigError`.
+    """
+    env = os.environ if env is None else env
+    base = tuple(prefix.split(".")) if isinstance(prefix, str) and prefix else tuple(prefix or ())
+    values: dict[tuple[str, ...], Any] = {}
+    for spec in flag_specs(cls, base):
+        if hasattr(args, spec.dest):
+            values[spec.path] = getattr(args, spec.dest)
+        elif spec.env in env:
+            try:
+                values[spec.path] = spec.convert(env[spec.env])
+            except ValueError as exc:
+                _fail(parser, f"environment variable {spec.env} (flag {spec.flag}): {exc}")
+        elif spec.required:
+            _fail(parser, f"missing required {spec.flag} (or environment variable {spec.env})")
+    try:
+        return _build(cls, base, values)
+    except (SubnetError, ValueError, TypeError) as exc:
+        _fail(parser, f"invalid configuration: {exc}")
+
+
+def _build(cls: type[C], path: tuple[str, ...], values: Mapping[tuple[str, ...], Any]) -> C:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        sub = path + (f.name,)
+        if _is_config(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], sub, values)
+        elif sub in values:
+            kwargs[f.name] = values[sub]
+    return cls(**kwargs)
+
+
+def parse_config(
+    cls: type[C],
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+) -> C:
+    """Parse `argv` (default `sys.argv[1:]`) and `env` (default `os.environ`) into `cls`."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description or (inspect.getdoc(cls) or "").split("\n")[0] or None,
+        epilog=f"Every flag can also be set by environment variable: {ENV_PREFIX} + the flag "
+        "name upper-cased with dots as underscores (e.g. --wallet.name <- TESSERA_WALLET_NAME). "
+        "Command line beats environment beats default.",
+    )
+    add_dataclass_flags(parser, cls)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return config_from_args(cls, args, env, parser=parser)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Flat {dotted flag name: value} view of a config, for logs and run records."""
+    return {spec.dest: _get_path(cfg, spec.path) for spec in flag_specs(type(cfg))}
+
+
+def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        obj = getattr(obj, name)
+    return obj
+
+
+# --------------------------------------------------------------------------- common sub-configs
+
+
+def _positive(cls_name: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{cls_name}.{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WalletConfig:
+    """Which bittensor wallet (coldkey + hotkey files on disk) signs for this node."""
+
+    name: str = "default"
+    """Coldkey (wallet) name."""
+    hotkey: str = "default"
+    """Hotkey name inside the wallet; it signs artifacts and extrinsics."""
+    path: str = "~/.bittensor/wallets"
+    """Directory that holds the wallets."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubtensorConfig:
+    """Which chain to talk to."""
+
+    network: str = "finney"
+    """finney | test | local | ws://host:port | devnet | devnet+ws://127.0.0.1:PORT."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig:
+    """Log verbosity and destination."""
+
+    debug: bool = False
+    """Log at DEBUG level."""
+    trace: bool = False
+    """Log at TRACE level (implies debug)."""
+    logging_dir: str | None = None
+    """Also write a rotating log file in this directory."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreConfig:
+    """Where this node publishes artifacts (its on-chain commitment) and the fetch size cap."""
+
+    location: str = "~/.tessera/store"
+    """file:///path, a plain path, or s3://bucket/prefix?endpoint=URL."""
+    max_artifact_bytes: int = 64 * 1024 * 1024
+    """Refuse to download an artifact larger than this many bytes."""
+
+    def __post_init__(self) -> None:
+        _positive("StoreConfig", max_artifact_bytes=self.max_artifact_bytes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """The shared model: every node must agree on all three."""
+
+    preset: str = "tiny"
+    """Model preset name (tiny, small, 125m, 1b, 8b)."""
+    n_fragments: int = 2
+    """Number of parameter fragments F the model is split into (1 = full model)."""
+    seed: int = 0
+    """Seed of the deterministic initialisation (version 0 of the global model)."""
+
+    def __post_init__(self) -> None:
+        _positive("ModelConfig", n_fragments=self.n_fragments)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """The miner's inner optimisation (AdamW over its fragment only)."""
+
+    inner_steps: int = 15
+    """H: optimizer steps per window."""
+    lr: float = 2e-3
+    """Peak inner AdamW learning rate."""
+    batch_size: int = 8
+    """Sequences (pages) per inner step."""
+    weight_decay: float = 0.1
+    """AdamW decoupled weight decay."""
+    beta1: float = 0.9
+    """AdamW first-moment decay."""
+    beta2: float = 0.95
+    """AdamW second-moment decay."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    warmup_steps: int = 50
+    """Linear lr warm-up over this many inner steps, counted across windows (persisted)."""
+    grad_clip: float = 1.0
+    """Clip the fragment's gradient norm to this (0 disables)."""
+
+    def __post_init__(self) -> None:
+        _positive("TrainConfig", inner_steps=self.inner_steps, lr=self.lr, batch_size=self.batch_size)
+        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ConfigError("TrainConfig: warmup_steps, grad_clip and weight_decay must be >= 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("TrainConfig: betas must lie in [0, 1)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtocolConfig:
+    """Window timing and data assignment; every node must agree on these."""
+
+    window_blocks: int = 10
+    """Blocks per window."""
+    start_block: int = 0
+    """Block at which window 0 starts."""
+    pages_per_miner: int = 4
+    """Training pages assigned to each miner per window."""
+    heldout_per_window: int = 4
+    """Held-out pages the validators score on per window."""
+
+    def __post_init__(self) -> None:
+        _positive(
+            "ProtocolConfig",
+            window_blocks=self.window_blocks,
+            pages_per_miner=self.pages_per_miner,
+            heldout_per_window=self.heldout_per_window,
+        )
+        if self.start_block < 0:
+            raise ConfigError("ProtocolConfig.start_block must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncConfig:
+    """Outer step: how the lead combines contributions and how often it checkpoints."""
+
+    outer_lr: float = 1.0
+    """Outer learning rate: p -= outer_lr * combined pseudo-gradient."""
+    top_g: int = 8
+    """Contributions per fragment kept for aggregation (best scores first)."""
+    checkpoint_every: int = 10
+    """Lead writes a full checkpoint every this many applied manifests."""
+
+    def __post_init__(self) -> None:
+        _positive("SyncConfig", outer_lr=self.outer_lr, top_g=self.top_g, checkpoint_every=self.checkpoint_every)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinerConfig:
+    """Tessera miner."""
+
+    netuid: int = 1
+    """Subnet id."""
+    state_dir: str = "~/.tessera/miner"
+    """Directory for the miner's persistent state (optimizer, error feedback, counters)."""
+    wallet: WalletConfig = field(default_factory=WalletConfig)
+    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidatorConfig:
+    """Tessera validator."""
+
+    netuid: int = 1
+    """Subnet id."""
+    state_dir: str = "~/.tessera/validator"
+    """Directory for the validator's persistent state (ratings, scores, model version)."""
+    wallet: WalletConfig = field(default_factory=WalletConfig)
+    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def setup_logging(cfg: LoggingConfig, component: str) -> None:
+    """Route loguru to stderr (and optionally a rotating file) at the configured level.
+
+    Every record carries `component` (e.g. "miner", "validator") so interleaved
+    logs from several processes stay readable.
+    """
+    from loguru import logger
+
+    level = "TRACE" if cfg.trace else "DEBUG" if cfg.debug else "INFO"
+    fmt = (
+        "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
+        "<cyan>{extra[component]}</cyan> | {name}:{line} - <level>{message}</level>"
+    )
+    logger.remove()
+    logger.configure(extra={"component": component})
+    logger.add(sys.stderr, level=level, format=fmt, backtrace=cfg.trace, diagnose=cfg.trace)
+    if cfg.logging_dir:
+        log_dir = Path(cfg.logging_dir).expanduser()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        logger.add(
+            log_dir / f"{component}.log",
+            level=level,
+            format=fmt,
+            rotation="50 MB",
+            retention=5,
+            enqueue=True,
+        )
