@@ -1,0 +1,152 @@
+"""Near-duplicate (copied) submissions, detected from their sparse supports and values.
+
+Why this works: a SparseLoCo payload keeps the top-k entries of each chunk of
+the miner's error-feedback buffer. Honest miners trained on different pages
+share some large coordinates (the common descent direction) but far from
+all, while a copier that re-uploads another miner's payload, re-signs it with
+its own hotkey, rescales it, or adds small noise before re-encoding keeps
+almost the same index set *and* the same values on it.
+
+Similarity of submissions a, b (templar checks index overlap >= 0.4):
+
+* ``index``: |I_a ∩ I_b| / min(|I_a|, |I_b|) over global (tensor, position)
+  indices; ``min`` so that dropping entries (sending a subset) does not hide
+  a copy. With fixed k per chunk this is templar's mean per-chunk overlap.
+* ``value``: cosine of the two value vectors on the shared indices (sign and
+  relative magnitude agreement; invariant to rescaling).
+* ``similarity = index * max(0, value)``: both must be high.
+
+``find_copies`` charges the *later* submission of a similar pair (by
+``first_seen``, then ``commit_block``, then uid), pointing at the earliest
+submission it matches. Only submissions of the same fragment are compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from subnet.codec.sparseloco import EncodedUpdate, SparseTensor, decode_sparse
+from subnet.errors import ConfigError
+
+Update = EncodedUpdate | Sequence[SparseTensor] | Mapping[str, torch.Tensor]
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Support:
+    """A submission's sorted global indices and the values at them (fp32)."""
+
+    index: np.ndarray  # int64, sorted ascending, unique
+    values: np.ndarray  # float32, aligned with index
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overlap:
+    index: float
+    value: float
+    similarity: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """What copy detection needs to know about one upload."""
+
+    uid: int
+    hotkey: str
+    fragment: int
+    first_seen: float
+    """When the validator first saw the artifact (store timestamp, seconds)."""
+    commit_block: int
+    """Block of the miner's commitment (tie-breaker)."""
+    update: Update
+
+    def order_key(self) -> tuple[float, int, int]:
+        return (self.first_seen, self.commit_block, self.uid)
+
+
+def _offsets(names_shapes: Sequence[tuple[str, Sequence[int]]]) -> dict[str, int]:
+    """Global index offset per tensor, in sorted-name order (independent of payload order)."""
+    offsets, base = {}, 0
+    for name, shape in sorted(names_shapes):
+        offsets[name] = base
+        base += math.prod(int(d) for d in shape)
+    return offsets
+
+
+def support_of(update: Update) -> Support:
+    """Canonical (index, value) form of an encoded, sparse or dense update (dense: its non-zeros)."""
+    if isinstance(update, EncodedUpdate):
+        update = decode_sparse(update)
+    if isinstance(update, Mapping):
+        offsets = _offsets([(n, tuple(t.shape)) for n, t in update.items()])
+        parts = []
+        for name, t in update.items():
+            flat = t.detach().reshape(-1).to(torch.float32)
+            nz = torch.nonzero(flat, as_tuple=True)[0]
+            parts.append((nz + offsets[name], flat[nz]))
+    else:
+        offsets = _offsets([(s.name, s.shape) for s in update])
+        parts = [(s.index + offsets[s.name], s.values.to(torch.float32)) for s in update]
+    if not parts:
+        return Support(index=np.zeros(0, np.int64), values=np.zeros(0, np.float32))
+    index = torch.cat([p[0] for p in parts]).numpy().astype(np.int64)
+    values = torch.cat([p[1] for p in parts]).numpy().astype(np.float32)
+    order = np.argsort(index, kind="stable")
+    return Support(index=index[order], values=values[order])
+
+
+def overlap_stats(a: Support, b: Support) -> Overlap:
+    """Index overlap, value cosine on the shared indices, and their combined similarity."""
+    if len(a.index) == 0 or len(b.index) == 0:
+        return Overlap(index=0.0, value=0.0, similarity=0.0)
+    _, ia, ib = np.intersect1d(a.index, b.index, assume_unique=True, return_indices=True)
+    idx = len(ia) / min(len(a.index), len(b.index))
+    if len(ia) == 0:
+        return Overlap(index=0.0, value=0.0, similarity=0.0)
+    va = a.values[ia].astype(np.float64)
+    vb = b.values[ib].astype(np.float64)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    cos = float(va @ vb) / denom if denom > 0 and math.isfinite(denom) else 0.0
+    return Overlap(index=idx, value=cos, similarity=idx * max(0.0, cos))
+
+
+def overlap(a: Update | Support, b: Update | Support) -> float:
+    """Combined similarity in [0, 1] of two updates of the same fragment (1 = identical up to scale)."""
+    sa = a if isinstance(a, Support) else support_of(a)
+    sb = b if isinstance(b, Support) else support_of(b)
+    return overlap_stats(sa, sb).similarity
+
+
+def support_overlap(dense_a: Mapping[str, torch.Tensor], dense_b: Mapping[str, torch.Tensor]) -> float:
+    """``overlap`` on decoded dense tensors, using their non-zero supports."""
+    return overlap(support_of(dense_a), support_of(dense_b))
+
+
+def find_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD) -> dict[int, int]:
+    """Map each charged uid to the uid it copied (the earliest similar earlier submission).
+
+    Pairs are compared only within a fragment. A uid appearing twice is a
+    caller bug and raises ``ConfigError``.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
+    uids = [s.uid for s in subs]
+    if len(set(uids)) != len(uids):
+        raise ConfigError("find_copies: duplicate uid among submissions")
+    ordered = sorted(subs, key=Submission.order_key)
+    supports = {s.uid: support_of(s.update) for s in ordered}
+    charged: dict[int, int] = {}
+    for j, later in enumerate(ordered):
+        for earlier in ordered[:j]:
+            if earlier.fragment != later.fragment:
+                continue
+            if overlap_stats(supports[earlier.uid], supports[later.uid]).similarity >= threshold:
+                charged[later.uid] = earlier.uid
+                break
+    return charged

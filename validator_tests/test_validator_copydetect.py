@@ -1,0 +1,144 @@
+"""Tests for copy detection: real miners' SparseLoCo payloads, real signed re-uploads."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from bittensor.sp_core import Keypair
+
+from subnet.codec.sparseloco import CodecConfig, Encoder, EncodedUpdate, decode, decode_sparse
+from subnet.codec.wire import ArtifactHeader, expected_max_bytes, read_artifact, write_artifact
+from subnet.data.config import DataConfig
+from subnet.data.pages import load_pages
+from subnet.errors import ConfigError
+from subnet.model.fragments import fragment_shapes, fragment_state, partition
+from subnet.model.presets import build_model
+from subnet.validator.copydetect import (
+    DEFAULT_THRESHOLD,
+    Submission,
+    find_copies,
+    overlap,
+    support_of,
+    support_overlap,
+)
+
+torch.set_num_threads(1)
+B = 8
+CODEC = CodecConfig()
+
+
+class Miners:
+    """A briefly trained base model and honest miners' encoded updates on disjoint pages."""
+
+    def __init__(self, n: int = 4) -> None:
+        pages = load_pages(DataConfig(vocab_size=2048))
+        model = build_model("tiny", seed=0)
+
+        def step(opt: torch.optim.Optimizer, batch: torch.Tensor) -> None:
+            logits = model(input_ids=batch[:, :-1]).logits
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        for s in range(20):
+            step(opt, pages.batch(range(s * B, s * B + B)))
+        base = {k: v.clone() for k, v in model.state_dict().items()}
+        self.frag = partition(model, 1)[0]
+        self.shapes = fragment_shapes(model, self.frag)
+        self.encoded: list[EncodedUpdate] = []
+        for m in range(n):
+            model.load_state_dict(base)
+            start = fragment_state(model, self.frag)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            for h in range(4):
+                first = 2000 + 300 * m + h * B
+                step(opt, pages.batch(range(first, first + B)))
+            end = fragment_state(model, self.frag)
+            self.encoded.append(Encoder(self.shapes, CODEC).encode({k: start[k] - end[k] for k in start}))
+
+
+@pytest.fixture(scope="module")
+def miners() -> Miners:
+    return Miners()
+
+
+def _sub(uid: int, update, t: float, block: int = 10, fragment: int = 0) -> Submission:
+    return Submission(uid=uid, hotkey=f"hk{uid}", fragment=fragment, first_seen=t, commit_block=block, update=update)
+
+
+def test_honest_miners_on_different_pages_are_not_flagged(miners: Miners) -> None:
+    sims = [overlap(a, b) for a, b in itertools.combinations(miners.encoded, 2)]
+    assert max(sims) < DEFAULT_THRESHOLD / 2, sims
+    subs = [_sub(uid, enc, t=float(uid)) for uid, enc in enumerate(miners.encoded)]
+    assert find_copies(subs) == {}
+
+
+def test_exact_reupload_resigned_by_another_hotkey_is_charged(miners: Miners) -> None:
+    alice, bob = Keypair.create_from_uri("//Alice"), Keypair.create_from_uri("//Bob")
+    max_bytes = expected_max_bytes(miners.shapes, CODEC)
+    hdr = dict(netuid=1, window=7, fragment=0, base_version=3)
+    original = write_artifact(miners.encoded[0], ArtifactHeader(uid=1, hotkey=alice.ss58_address, **hdr), alice)
+    stolen = read_artifact(original, expected_hotkey=alice.ss58_address, max_bytes=max_bytes, shapes=miners.shapes)
+    resigned = write_artifact(stolen.encoded, ArtifactHeader(uid=9, hotkey=bob.ss58_address, **hdr), bob)
+    assert resigned != original
+    got = read_artifact(resigned, expected_hotkey=bob.ss58_address, max_bytes=max_bytes, shapes=miners.shapes)
+    assert overlap(got.encoded, miners.encoded[0]) == pytest.approx(1.0)
+    subs = [_sub(1, miners.encoded[0], t=100.0), _sub(9, got.encoded, t=101.0)]
+    subs += [_sub(u, miners.encoded[u - 1], t=50.0) for u in (2, 3)]
+    assert find_copies(subs) == {9: 1}
+
+
+@pytest.mark.parametrize("rel", [0.0, 0.1, 0.3])
+def test_copy_with_noise_or_rescaling_is_charged(miners: Miners, rel: float) -> None:
+    dense = decode(miners.encoded[1])
+    gen = torch.Generator().manual_seed(1)
+    noisy = {}
+    for k, v in dense.items():
+        scale = v[v != 0].abs().mean() if bool((v != 0).any()) else torch.tensor(0.0)
+        noisy[k] = 1.5 * (v + rel * scale * torch.randn(v.shape, generator=gen))  # dense noise, then re-encode
+    copy = Encoder(miners.shapes, CODEC).encode(noisy)
+    assert overlap(miners.encoded[1], copy) >= DEFAULT_THRESHOLD
+    subs = [_sub(5, copy, t=20.0), _sub(2, miners.encoded[1], t=10.0), _sub(3, miners.encoded[2], t=15.0)]
+    assert find_copies(subs) == {5: 2}
+
+
+def test_later_is_charged_by_first_seen_then_block_then_uid(miners: Miners) -> None:
+    e = miners.encoded[0]
+    assert find_copies([_sub(1, e, t=5.0), _sub(2, e, t=4.0)]) == {1: 2}
+    assert find_copies([_sub(1, e, t=5.0, block=9), _sub(2, e, t=5.0, block=8)]) == {1: 2}
+    assert find_copies([_sub(4, e, t=5.0), _sub(3, e, t=5.0)]) == {4: 3}
+    # a chain of copies is charged to the earliest original
+    assert find_copies([_sub(1, e, t=1.0), _sub(2, e, t=2.0), _sub(3, e, t=3.0)]) == {2: 1, 3: 1}
+
+
+def test_only_same_fragment_is_compared(miners: Miners) -> None:
+    e = miners.encoded[0]
+    assert find_copies([_sub(1, e, t=1.0, fragment=0), _sub(2, e, t=2.0, fragment=1)]) == {}
+
+
+def test_support_overlap_on_dense_tensors(miners: Miners) -> None:
+    dense = decode(miners.encoded[0])
+    assert support_overlap(dense, dense) == pytest.approx(1.0)
+    assert support_overlap(dense, {k: -v for k, v in dense.items()}) == 0.0  # opposite values
+    shifted = {k: torch.roll(v.reshape(-1), 1).reshape(v.shape) * (v.reshape(-1) == 0).reshape(v.shape)
+               for k, v in dense.items()}
+    assert support_overlap(dense, shifted) < 0.05
+    # a copier that sends only half of the entries is still caught (overlap over the smaller set)
+    half = decode_sparse(miners.encoded[0])
+    half = [type(s)(name=s.name, shape=s.shape, index=s.index[::2], values=s.values[::2]) for s in half]
+    assert overlap(half, miners.encoded[0]) == pytest.approx(1.0)
+    assert support_of({}).index.size == 0
+    assert overlap({}, dense) == 0.0
+
+
+def test_bad_arguments(miners: Miners) -> None:
+    e = miners.encoded[0]
+    with pytest.raises(ConfigError):
+        find_copies([_sub(1, e, t=1.0), _sub(1, e, t=2.0)])
+    with pytest.raises(ConfigError):
+        find_copies([_sub(1, e, t=1.0)], threshold=0.0)
