@@ -200,8 +200,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def flag_specs(cls: type, prefix: str | Sequence[str] = ()) -> list[FlagSpec]:
-    """Flatten a (nested) config dataclass into its leaf flags, in field order."""
+def flag_specs(cls: type, prefix: str | Sequence[str] = (), instance: Any = None) -> list[FlagSpec]:
+    """Flatten a (nested) config dataclass into its leaf flags, in field order.
+
+    `instance` is the parent's default for this sub-config: its values are the defaults shown.
+    """
     if not _is_config(cls):
         raise ConfigError(f"{cls!r} is not a dataclass")
     base = tuple(prefix.split(".")) if isinstance(prefix, str) and prefix else tuple(prefix or ())
@@ -214,13 +217,16 @@ def flag_specs(cls: type, prefix: str | Sequence[str] = ()) -> list[FlagSpec]:
         tp = hints[f.name]
         path = base + (f.name,)
         if _is_config(tp):
-            specs.extend(flag_specs(tp, path))
+            has_default, default = _default_of(f)
+            specs.extend(flag_specs(tp, path, default if has_default else None))
             continue
         convert, choices, is_bool = _converter(tp)
         dotted = ".".join(path)
         env = f.metadata.get("env") or ENV_OVERRIDES.get(dotted) or env_name(dotted)
         has_default, default = _default_of(f)
-        text = f.metadata.get("help") or docs.get(f.name, "")
+        if instance is not None:
+            has_default, default = True, getattr(instance, f.name)
+        text = (f.metadata.get("help") or docs.get(f.name, "")).replace("%", "%%")
         tail = f"env {env}; " + (f"default {_show(default)}" if has_default else "required")
         specs.append(
             FlagSpec(
@@ -319,7 +325,8 @@ def config_from_args(
         _fail(parser, f"invalid configuration: {exc}")
 
 
-def _build(cls: type[C], path: tuple[str, ...], values: Mapping[tuple[str, ...], Any]) -> C:
+def _build(cls: type[C], path: tuple[str, ...], values: Mapping[tuple[str, ...], Any], base: Any = None) -> C:
+    """Build `cls` from the given values; `base` (a parent's default instance) fills the rest."""
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -327,10 +334,12 @@ def _build(cls: type[C], path: tuple[str, ...], values: Mapping[tuple[str, ...],
             continue
         sub = path + (f.name,)
         if _is_config(hints[f.name]):
-            kwargs[f.name] = _build(hints[f.name], sub, values)
+            has_default, default = _default_of(f)
+            parent = getattr(base, f.name) if base is not None else (default if has_default else None)
+            kwargs[f.name] = _build(hints[f.name], sub, values, parent)
         elif sub in values:
             kwargs[f.name] = values[sub]
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def parse_config(
@@ -438,7 +447,7 @@ class ModelConfig:
 class TrainConfig:
     """The miner's inner optimisation (AdamW over its fragment only)."""
 
-    inner_steps: int = 15
+    inner_steps: int = 10
     """H: optimizer steps per window."""
     lr: float = 2e-3
     """Peak inner AdamW learning rate."""
@@ -452,7 +461,7 @@ class TrainConfig:
     """AdamW second-moment decay."""
     eps: float = 1e-8
     """AdamW epsilon."""
-    warmup_steps: int = 50
+    warmup_steps: int = 20
     """Linear lr warm-up over this many inner steps, counted across windows (persisted)."""
     grad_clip: float = 1.0
     """Clip the fragment's gradient norm to this (0 disables)."""
@@ -469,13 +478,13 @@ class TrainConfig:
 class ProtocolConfig:
     """Window timing and data assignment; every node must agree on these."""
 
-    window_blocks: int = 10
-    """Blocks per window."""
+    window_blocks: int = 20
+    """Blocks per window (20 x 1 s devnet blocks; use more on a 12 s-block chain)."""
     start_block: int = 0
     """Block at which window 0 starts."""
-    pages_per_miner: int = 4
+    pages_per_miner: int = 16
     """Training pages assigned to each miner per window."""
-    heldout_per_window: int = 4
+    heldout_per_window: int = 16
     """Held-out pages the validators score on per window."""
 
     def __post_init__(self) -> None:

@@ -1,0 +1,190 @@
+"""The miner loop: one window at a time, train the assigned fragment, upload a signed artifact.
+
+Per window `w` (see DESIGN.md, Protocol):
+1. bring the local global model to the lead's newest version (manifests up to `w-1`);
+2. compute the assignment from the window seed (hash of the window's first block);
+3. run H inner AdamW steps on the fragment's pages, pseudo-gradient = start - end;
+4. compress with error feedback, sign with the hotkey, upload before the window ends.
+
+State (EF buffers, AdamW moments, counters, the local model copy) is saved
+atomically after every upload, so a restart resumes without uploading twice.
+Adversarial behaviours (`--miner.behaviour`) exist for tests and the demo;
+they go through the same upload path so the validator sees real files.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from loguru import logger
+
+from subnet.codec.sparseloco import Encoder
+from subnet.codec.wire import ArtifactHeader, read_artifact, write_artifact
+from subnet.data.pages import TokenPages
+from subnet.errors import ChainError, ConfigError, SubnetError
+from subnet.miner import behaviours
+from subnet.miner.state import MinerState
+from subnet.miner.train import inner_train
+from subnet.model.fragments import Fragment, fragment_shapes
+from subnet.node.chain import ChainView, lead_validator
+from subnet.node.globalmodel import follow_lead, persist, restore
+from subnet.node.runtime import NodeRuntime
+from subnet.protocol.assignment import Assignment, assign_all
+from subnet.protocol.keys import artifact_key
+from subnet.protocol.windows import window_end, window_of
+from subnet.storage.base import open_store
+from subnet.telemetry.events import EventLog
+
+
+@dataclass
+class WindowResult:
+    window: int
+    fragment: int
+    nbytes: int
+    uploaded: bool
+    reason: str = ""
+
+
+class Miner:
+    """A Tessera miner bound to one hotkey on one netuid."""
+
+    def __init__(self, rt: NodeRuntime) -> None:
+        self.rt = rt
+        self.cfg = rt.cfg
+        self.behaviour = rt.cfg.miner.behaviour
+        self.store = open_store(rt.cfg.store.location)
+        self.state = MinerState.load(rt.state_dir, identity=rt.identity)
+        restore(rt.gm, rt.state_dir)
+        if self.state.version != rt.gm.version:
+            # the model file and the state file are saved one after the other; trust the model file
+            self.state.version = rt.gm.version
+        self.events = EventLog(rt.events_path("miner")) if rt.events_dir else None
+        self._stop = False
+        self._encoders: dict[int, Encoder] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        logger.info("stop requested; finishing the current step")
+        self._stop = True
+
+    def run(self, max_windows: int | None = None) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        self.rt.ensure_commitment(self.store.location)
+        done = 0
+        while not self._stop and (max_windows is None or done < max_windows):
+            try:
+                w = self.rt.wait_for_new_window(self.state.last_window_uploaded, lambda: self._stop)
+                if w is None:
+                    break
+                res = self.run_window(w)
+                done += 1
+                logger.info("window {}: fragment {} {} ({} bytes){}", res.window, res.fragment,
+                            "uploaded" if res.uploaded else "not uploaded", res.nbytes,
+                            f" - {res.reason}" if res.reason else "")
+            except ChainError as exc:
+                logger.error("chain unavailable: {}; retrying in 5s", exc)
+                time.sleep(5)
+
+    # -- one window ----------------------------------------------------------------------------
+    def run_window(self, w: int) -> WindowResult:
+        rt = self.rt
+        peers = rt.chain.peers()
+        lead = lead_validator(peers)
+        if lead is not None:
+            if follow_lead(rt.gm, open_store(lead.location), rt.netuid, w - 1, self.cfg.store.max_artifact_bytes):
+                persist(rt.gm, rt.state_dir)
+                self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
+        seed = rt.chain.window_seed(w)
+        if seed is None:
+            raise ChainError(f"window {w} has no seed yet")
+        assignments = assign_all(seed, range(len(peers)), rt.assignment_params)
+        mine = assignments[rt.uid]
+        fragment = rt.gm.fragment(mine.fragment)
+        header = ArtifactHeader(netuid=rt.netuid, window=w, uid=rt.uid, hotkey=rt.hotkey,
+                                fragment=mine.fragment, base_version=rt.gm.version)
+        data, info = self._produce(w, mine, fragment, header, peers, assignments)
+        if data is None:
+            self._mark_done(w)
+            return WindowResult(w, mine.fragment, 0, False, info.get("reason", "nothing to upload"))
+        if rt.chain.block() >= window_end(w, rt.window_params) and self.behaviour != "late":
+            self._mark_done(w)
+            self._emit("late", window=w, fragment=mine.fragment)
+            return WindowResult(w, mine.fragment, len(data), False, "missed the window deadline")
+        key = artifact_key(rt.netuid, w, rt.hotkey, mine.fragment)
+        self.store.put(key, data)
+        self._mark_done(w)
+        self._emit("uploaded", window=w, fragment=mine.fragment, bytes=len(data), base_version=rt.gm.version,
+                   behaviour=self.behaviour, **{k: v for k, v in info.items() if k != "reason"})
+        return WindowResult(w, mine.fragment, len(data), True)
+
+    def _produce(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader,
+                 peers: list, assignments: dict[int, Assignment]) -> tuple[bytes | None, dict]:
+        """The artifact bytes this miner uploads for window `w` (behaviour-dependent)."""
+        b = self.behaviour
+        if b == "copier":
+            return behaviours.copy_peer(self.rt, w, mine, peers, assignments, header)
+        if b == "late":
+            # an honest artifact, uploaded only after the window closed
+            data, info = self._honest(w, mine, fragment, header)
+            self.rt.wait_until_block(window_end(w, self.rt.window_params) + 1, lambda: self._stop)
+            return data, info
+        if b in ("honest",):
+            return self._honest(w, mine, fragment, header)
+        pg = behaviours.fake_pseudo_grad(b, self.rt, fragment, mine, w,
+                                         lambda pages: self._train(fragment, pages)[0])
+        enc = self._encoder(fragment)
+        encoded = enc.encode(pg)
+        return write_artifact(encoded, header, self.rt.wallet.hotkey), {"loss_first": None, "loss_last": None}
+
+    def _honest(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader) -> tuple[bytes, dict]:
+        pg, stats = self._train(fragment, mine.pages)
+        enc = self._encoder(fragment)
+        t0 = time.perf_counter()
+        encoded = enc.encode(pg)
+        data = write_artifact(encoded, header, self.rt.wallet.hotkey)
+        self.state.update_encoder_state(enc.state_dict())
+        logger.debug("encoded fragment {} in {:.3f}s -> {} bytes", fragment.index, time.perf_counter() - t0, len(data))
+        losses = stats.losses
+        return data, {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
+
+    def _train(self, fragment: Fragment, pages: tuple[int, ...]):
+        rt = self.rt
+        batches = _cycle_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
+        res = inner_train(rt.gm.model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step)
+        self.state.adam = res.optimizer_state
+        self.state.step = res.stats.end_step
+        return res.pseudo_grad, res.stats
+
+    def _encoder(self, fragment: Fragment) -> Encoder:
+        enc = self._encoders.get(fragment.index)
+        if enc is None:
+            enc = Encoder(fragment_shapes(self.rt.gm.model, fragment), self.rt.codec)
+            saved = self.state.encoder_state(fragment)
+            if saved is not None:
+                enc.load_state_dict(saved)
+            self._encoders[fragment.index] = enc
+        return enc
+
+    def _mark_done(self, w: int) -> None:
+        self.state.last_window_uploaded = w
+        self.state.version = self.rt.gm.version
+        self.state.last_manifest_window = self.rt.gm.last_manifest_window
+        self.state.save(self.rt.state_dir)
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.events is not None:
+            self.events.emit(event, component="miner", uid=self.rt.uid, hotkey=self.rt.hotkey, **fields)
+
+
+def _cycle_batches(pages: TokenPages, indices: tuple[int, ...], batch_size: int, steps: int) -> Iterator[torch.Tensor]:
+    """`steps` batches of `batch_size` pages drawn round-robin from the assigned pages."""
+    idx = list(indices)
+    for s in range(steps):
+        sel = [idx[(s * batch_size + j) % len(idx)] for j in range(batch_size)]
+        yield pages.batch(sel, "train")

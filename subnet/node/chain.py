@@ -1,0 +1,151 @@
+"""The chain as a neuron sees it: blocks, window seeds, metagraph, store commitments.
+
+Everything goes through the bittensor SDK client built by
+`subnet.chain.make_subtensor`, so the same code runs on the devnet, a local
+subtensor, testnet or finney. Transient connection failures are retried with
+backoff here, at the edge, so the loops above see either an answer or a
+`ChainError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import bittensor as bt
+from loguru import logger
+
+from subnet.chain import commitment_call
+from subnet.errors import ChainError
+from subnet.protocol.windows import WindowParams, seed_from_hash, window_start
+
+T = TypeVar("T")
+
+# Commitment payload: "tessera1:" + store location. The prefix lets other
+# subnets' data (or garbage) in the same field be ignored rather than parsed.
+COMMIT_PREFIX = "tessera1:"
+
+
+def retry(what: str, fn: Callable[[], T], *, attempts: int = 5, base_delay: float = 0.5) -> T:
+    """Call `fn`, retrying transient failures with exponential backoff; ChainError after the last."""
+    delay = base_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except ChainError:
+            raise
+        except Exception as exc:  # transport errors come in many types from the SDK
+            if attempt == attempts:
+                raise ChainError(f"{what} failed after {attempts} attempts: {exc}",
+                                 remediation="is the chain endpoint up? check --subtensor.network") from exc
+            logger.warning("{} failed (attempt {}/{}): {}; retrying in {:.1f}s", what, attempt, attempts, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One registered neuron as the protocol needs it."""
+
+    uid: int
+    hotkey: str
+    stake: float
+    validator_permit: bool
+    last_update: int
+    location: str | None  # committed artifact-store location, if any
+    commit_block: int | None
+
+
+class ChainView:
+    """Thin, retrying reader/writer over an SDK client for one netuid."""
+
+    def __init__(self, subtensor: Any, netuid: int, window: WindowParams) -> None:
+        self.sub = subtensor
+        self.netuid = netuid
+        self.window = window
+        self._hash_cache: dict[int, str] = {}
+
+    # -- reads ---------------------------------------------------------------
+    def block(self) -> int:
+        return int(retry("read block number", lambda: self.sub.block))
+
+    def block_hash(self, number: int) -> str | None:
+        """Hash of block `number`, or None while the chain has not reached it."""
+        if number in self._hash_cache:
+            return self._hash_cache[number]
+        info = retry(f"read block {number}", lambda: self.sub.block_info(number))
+        if info is None or not info.hash:
+            return None
+        self._hash_cache[number] = info.hash
+        return info.hash
+
+    def window_seed(self, w: int) -> int | None:
+        """Seed of window `w` (hash of its first block), None until that block exists."""
+        h = self.block_hash(window_start(w, self.window))
+        return None if h is None else seed_from_hash(h)
+
+    def metagraph(self) -> Any:
+        mg = retry("read metagraph", lambda: self.sub.subnets.metagraph(self.netuid))
+        if mg is None:
+            raise ChainError(f"subnet {self.netuid} does not exist", remediation="check --netuid")
+        return mg
+
+    def peers(self, mg: Any | None = None) -> list[Peer]:
+        mg = mg if mg is not None else self.metagraph()
+        out = []
+        for n in mg.neurons:
+            c = n.commitment
+            loc = parse_commitment(c.data) if c is not None else None
+            out.append(Peer(uid=n.uid, hotkey=n.hotkey, stake=_tao(n.total_stake),
+                            validator_permit=bool(n.validator_permit), last_update=int(n.last_update),
+                            location=loc, commit_block=(c.block if c is not None else None)))
+        return out
+
+    def weights_rate_limit(self) -> int:
+        return int(retry("read weights rate limit", lambda: self.sub.hyperparameters.weights_rate_limit(self.netuid)))
+
+    # -- writes --------------------------------------------------------------
+    def commit_location(self, wallet: Any, location: str) -> None:
+        """Publish `location` as this hotkey's commitment (one Raw field, at most 128 bytes)."""
+        call = commitment_call(self.netuid, COMMIT_PREFIX + location)
+        result = retry("commit store location", lambda: self.sub.submit_call(call, wallet, signer="hotkey"))
+        _raise_for(result, "commit store location")
+        logger.info("committed store location {} on netuid {}", location, self.netuid)
+
+    def set_weights(self, wallet: Any, weights: dict[int, float], version_key: int) -> Any:
+        intent = bt.SetWeights(netuid=self.netuid, weights=weights, version_key=version_key)
+        return self.sub.execute(intent, wallet)
+
+
+def parse_commitment(data: str | None) -> str | None:
+    """The store location in a commitment, or None when it is not a Tessera commitment."""
+    if not data or not isinstance(data, str) or not data.startswith(COMMIT_PREFIX):
+        return None
+    loc = data[len(COMMIT_PREFIX):].strip()
+    return loc or None
+
+
+def _raise_for(result: Any, what: str) -> None:
+    ok = getattr(result, "success", None)
+    if ok is False:
+        raise ChainError(f"{what} refused by the chain: {getattr(result, 'error', None) or result}")
+
+
+def lead_validator(peers: list[Peer], exclude: set[str] | frozenset[str] = frozenset()) -> Peer | None:
+    """The lead: highest stake among permitted validators with a committed store, skipping `exclude`.
+
+    Ties break by lower uid so every node picks the same lead.
+    """
+    cands = [p for p in peers if p.validator_permit and p.location and p.hotkey not in exclude and p.stake > 0]
+    if not cands:
+        return None
+    return sorted(cands, key=lambda p: (-p.stake, p.uid))[0]
+
+
+def _tao(value: Any) -> float:
+    """A Balance (TAO or subnet alpha) or a number, as a float amount of whole units."""
+    rao = getattr(value, "rao", None)
+    return float(rao) / 1e9 if rao is not None else float(value)

@@ -1,0 +1,131 @@
+"""The two neuron configs, composed from each component's own config dataclass.
+
+Flags and environment variables are derived by `subnet.config` (e.g.
+`--miner.behaviour` <- `TESSERA_MINER_BEHAVIOUR`). Everything under `model`,
+`protocol`, `codec`, `score` and `sync` must agree across the network: those
+are the subnet's hyperparameters, not per-node tuning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from subnet.codec.config import CodecConfig
+from subnet.config import (
+    LoggingConfig,
+    ModelConfig,
+    ProtocolConfig,
+    StoreConfig,
+    SubtensorConfig,
+    SyncConfig,
+    TrainConfig,
+    WalletConfig,
+)
+from subnet.errors import ConfigError
+from subnet.validator.competition import CompetitionConfig
+from subnet.validator.scoring import ScoreConfig
+
+Behaviour = Literal["honest", "noise", "zero", "wrong_pages", "scaled", "sign_flip", "copier", "late"]
+
+
+# Scoring as the network runs it: two batches per set (16 pages), and a proof-of-work
+# margin measured in live devnet runs, where one-window-stale honest updates showed
+# assigned/control improvement ratios of 1.15-1.6 (a 0.5 margin zeroed half of them).
+NETWORK_SCORE = ScoreConfig(n_assigned_batches=2, n_heldout_batches=2, n_random_batches=2, pow_ratio=0.1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetryConfig:
+    """Where the neuron writes its JSONL event log (the scoreboard and reports read it)."""
+
+    dir: str | None = None
+    """Directory for `<component>-<uid>.jsonl` event files (none: no event log)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataFlags:
+    """Which corpus the token pages come from."""
+
+    source: str = "embedded"
+    """'embedded' (the public-domain corpus fetched at set-up), local text files, or a hub dataset name."""
+    cache_dir: str | None = None
+    """Cache for the corpus, tokenizer and token pages (default $TESSERA_CACHE_DIR or ~/.cache/tessera)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinerOptions:
+    """Miner behaviour. Anything but `honest` is an adversary for tests and the demo."""
+
+    behaviour: Behaviour = "honest"
+    """honest | noise | zero | wrong_pages | scaled | sign_flip | copier | late."""
+    poison_scale: float = 100.0
+    """Multiplier of the `scaled` (poisoning) behaviour."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidatorOptions:
+    """Validator cadence and judgement knobs."""
+
+    poll_interval: float = 1.0
+    """Seconds between polls of the miners' stores (upload deadline evidence)."""
+    copy_threshold: float = 0.5
+    """Similarity (index overlap x value cosine) at which the later of two uploads is charged as a copy."""
+    cohort_method: Literal["median", "max", "rank"] = "median"
+    """Per-fragment score normalisation."""
+    max_staleness: int = 1
+    """Versions an artifact's base model may lag the validator's before it scores zero."""
+    weights_interval: int = 1
+    """Windows between weight settings (also bounded by the chain's rate limit)."""
+    min_score: float = 1e-3
+    """Noise floor: a held-out improvement below this (relative, 1e-3 = 0.1%) counts as none."""
+
+    def __post_init__(self) -> None:
+        if self.poll_interval <= 0 or self.weights_interval < 1 or self.max_staleness < 0:
+            raise ConfigError("validator: poll_interval > 0, weights_interval >= 1, max_staleness >= 0")
+        if not 0 < self.copy_threshold <= 1:
+            raise ConfigError("validator.copy_threshold must be in (0, 1]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MinerNeuronConfig:
+    """Tessera miner: trains its assigned fragment each window and uploads a signed, compressed pseudo-gradient."""
+
+    netuid: int = 1
+    """Subnet id."""
+    state_dir: str = "~/.tessera/miner"
+    """Persistent state (model copy, optimizer, error feedback, counters)."""
+    wallet: WalletConfig = field(default_factory=WalletConfig)
+    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    data: DataFlags = field(default_factory=DataFlags)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    miner: MinerOptions = field(default_factory=MinerOptions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidatorNeuronConfig:
+    """Tessera validator: scores contributions, runs the competition, aggregates and sets weights."""
+
+    netuid: int = 1
+    """Subnet id."""
+    state_dir: str = "~/.tessera/validator"
+    """Persistent state (ratings, model copy, last weights block)."""
+    wallet: WalletConfig = field(default_factory=WalletConfig)
+    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    data: DataFlags = field(default_factory=DataFlags)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    score: ScoreConfig = field(default_factory=lambda: NETWORK_SCORE)
+    competition: CompetitionConfig = field(default_factory=CompetitionConfig)
+    validator: ValidatorOptions = field(default_factory=ValidatorOptions)

@@ -1,0 +1,268 @@
+"""Append-only JSONL event logs shared by the neurons, the devnet and the demo.
+
+Why this shape: several processes (a validator, N miners, the demo) write
+telemetry at once and any of them may be killed with SIGKILL. Each process
+appends to its own file (or to a shared one) with exactly one ``os.write`` of a
+complete line on an ``O_APPEND`` descriptor, so lines from concurrent writers
+never interleave and a crash can only leave a *trailing* partial line, which
+readers skip. Nothing here buffers: an event is on disk (in the page cache)
+when ``emit`` returns.
+
+Record schema, one JSON object per line::
+
+    {"ts": float, "component": "validator"|"miner"|"devnet"|"demo",
+     "uid": int|None, "hotkey": str|None, "event": str, ...fields}
+
+JSON turns integer dict keys into strings; :func:`uid_map` turns them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from subnet.errors import SubnetError
+
+COMPONENTS = frozenset({"validator", "miner", "devnet", "demo"})
+RESERVED = frozenset({"ts", "component", "uid", "hotkey", "event"})
+SUFFIX = ".jsonl"
+# A line larger than this is refused: PIPE_BUF-style atomicity is not the issue
+# for regular files, but a runaway payload (a whole tensor) is a bug upstream.
+MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
+class TelemetryError(SubnetError):
+    """An event that cannot be written (bad component, reserved field, oversize)."""
+
+
+def _jsonable(obj: Any) -> Any:
+    """`json.dumps` fallback for the types neurons naturally hold."""
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return obj.item()
+        except (ValueError, RuntimeError):
+            pass
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # small arrays
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf by None so every line is strict JSON (jq, pandas, browsers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def encode_event(record: Mapping[str, Any]) -> bytes:
+    """One event as one newline-terminated UTF-8 JSON line."""
+    try:
+        # Round-trip through the fallback first so numpy floats get the NaN check too.
+        plain = json.loads(json.dumps(record, default=_jsonable, allow_nan=True))
+        line = json.dumps(_finite(plain), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TelemetryError(f"event {record.get('event')!r} is not serialisable: {exc}") from exc
+    data = (line + "\n").encode("utf-8")
+    if len(data) > MAX_LINE_BYTES:
+        raise TelemetryError(f"event {record.get('event')!r} is {len(data)} bytes (> {MAX_LINE_BYTES})")
+    return data
+
+
+class EventLog:
+    """Writer for one JSONL file; safe to share between threads and processes.
+
+    ``component``/``uid``/``hotkey`` given here are defaults stamped on every
+    event; ``emit`` may override them per call.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        component: str | None = None,
+        uid: int | None = None,
+        hotkey: str | None = None,
+    ) -> None:
+        if component is not None and component not in COMPONENTS:
+            raise TelemetryError(f"unknown component {component!r}; expected one of {sorted(COMPONENTS)}")
+        self.path = Path(path)
+        self.component = component
+        self.uid = uid
+        self.hotkey = hotkey
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, /, **fields: Any) -> dict[str, Any]:
+        """Write one event and return the record written."""
+        component = fields.pop("component", self.component)
+        if component not in COMPONENTS:
+            raise TelemetryError(f"event {event!r} needs a component in {sorted(COMPONENTS)}, got {component!r}")
+        if not event or not isinstance(event, str):
+            raise TelemetryError(f"event name must be a non-empty string, got {event!r}")
+        record: dict[str, Any] = {
+            "ts": float(fields.pop("ts", time.time())),
+            "component": component,
+            "uid": fields.pop("uid", self.uid),
+            "hotkey": fields.pop("hotkey", self.hotkey),
+            "event": event,
+        }
+        record.update(fields)
+        self.write(record)
+        return record
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append a ready-made record with a single ``os.write``."""
+        missing = RESERVED - set(record)
+        if missing:
+            raise TelemetryError(f"record lacks {sorted(missing)}")
+        data = encode_event(record)
+        with self._lock:
+            if self._fd is None:
+                raise TelemetryError(f"event log {self.path} is closed")
+            written = os.write(self._fd, data)
+        if written != len(data):  # disk full: the reader will skip the torn line
+            raise TelemetryError(f"short write to {self.path}: {written}/{len(data)} bytes")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort; explicit close() preferred
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def log_path(directory: str | os.PathLike[str], component: str, name: str | int) -> Path:
+    """Conventional per-process file: ``<dir>/<component>-<name>.jsonl``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    return Path(directory) / f"{component}-{safe}{SUFFIX}"
+
+
+def open_event_log(
+    directory: str | os.PathLike[str] | None,
+    component: str,
+    *,
+    name: str | int,
+    uid: int | None = None,
+    hotkey: str | None = None,
+) -> EventLog | None:
+    """The log a neuron writes when ``--telemetry.dir`` is set; None when it is not."""
+    if directory is None or str(directory) == "":
+        return None
+    return EventLog(log_path(directory, component, name), component=component, uid=uid, hotkey=hotkey)
+
+
+def _parse_lines(chunk: bytes, source: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for raw in chunk.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            logger.warning("skipping malformed telemetry line in {}: {!r}", source, raw[:80])
+            continue
+        if isinstance(rec, dict) and "event" in rec:
+            out.append(rec)
+    return out
+
+
+def _event_files(paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        items = [Path(paths_or_dir)]
+    else:
+        items = [Path(p) for p in paths_or_dir]
+    files: list[Path] = []
+    for p in items:
+        if p.is_dir():
+            files.extend(sorted(p.glob(f"*{SUFFIX}")))
+        elif p.exists():
+            files.append(p)
+    return files
+
+
+def read_events(paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Every complete event in the given files (or ``*.jsonl`` of a directory), by time.
+
+    A trailing line without its newline is an event still being written (or
+    torn by a crash) and is skipped; malformed lines elsewhere are skipped with
+    a warning.
+    """
+    events: list[dict[str, Any]] = []
+    for f in _event_files(paths_or_dir):
+        data = f.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        events.extend(_parse_lines(complete, f))
+    events.sort(key=lambda e: float(e.get("ts") or 0.0))  # stable: same-ts order kept per file
+    return events
+
+
+class EventTail:
+    """Incremental reader of a run's event directory (files may appear later).
+
+    ``poll()`` returns only events completed since the previous call; a
+    partial trailing line stays unread until its newline lands.
+    """
+
+    def __init__(self, paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> None:
+        self._source = paths_or_dir
+        self._offsets: dict[Path, int] = {}
+
+    def poll(self) -> list[dict[str, Any]]:
+        new: list[dict[str, Any]] = []
+        for f in _event_files(self._source):
+            start = self._offsets.get(f, 0)
+            try:
+                with f.open("rb") as fh:
+                    fh.seek(start)
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                continue
+            self._offsets[f] = start + end
+            new.extend(_parse_lines(data[:end], f))
+        new.sort(key=lambda e: float(e.get("ts") or 0.0))
+        return new
+
+
+def uid_map(mapping: Mapping[Any, Any] | None) -> dict[int, Any]:
+    """``{"3": x}`` (as JSON stores it) back to ``{3: x}``; non-integer keys are dropped."""
+    out: dict[int, Any] = {}
+    for k, v in (mapping or {}).items():
+        try:
+            out[int(k)] = v
+        except (TypeError, ValueError):
+            continue
+    return out

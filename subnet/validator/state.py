@@ -1,0 +1,101 @@
+"""The validator's persistent state: one JSON file, replaced atomically.
+
+Holds what a restart must not lose: the competition (ratings, leader), the
+last window scored, the block of the last weights set (so a restart never sets
+weights twice inside the rate limit), and the first-seen times of artifacts in
+windows not yet scored (the upload deadline is judged by those).
+The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from subnet.errors import ConfigError
+from subnet.validator.competition import CompetitionState
+
+STATE_FILE = "validator_state.json"
+SCHEMA = 1
+
+
+@dataclass(kw_only=True)
+class ValidatorState:
+    competition: CompetitionState = field(default_factory=CompetitionState)
+    last_scored_window: int = -1
+    last_weights_block: int = -1
+    weights_windows: int = 0
+    # window -> hotkey -> [first_seen unix time, block when seen]
+    seen: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "schema": SCHEMA,
+            "competition": json.loads(self.competition.to_json()),
+            "last_scored_window": self.last_scored_window,
+            "last_weights_block": self.last_weights_block,
+            "weights_windows": self.weights_windows,
+            "seen": {str(w): v for w, v in self.seen.items()},
+            "identity": self.identity,
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ValidatorState":
+        try:
+            raw = json.loads(text)
+            if raw.get("schema") != SCHEMA:
+                raise ValueError(f"unknown schema {raw.get('schema')!r}")
+            return cls(
+                competition=CompetitionState.from_json(json.dumps(raw["competition"])),
+                last_scored_window=int(raw["last_scored_window"]),
+                last_weights_block=int(raw["last_weights_block"]),
+                weights_windows=int(raw.get("weights_windows", 0)),
+                seen={int(w): {str(h): [float(x) for x in v] for h, v in d.items()} for w, d in raw["seen"].items()},
+                identity=dict(raw.get("identity") or {}),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"validator state is malformed: {exc}",
+                              remediation="move the state file away to start fresh") from exc
+
+    def save(self, state_dir: str | Path) -> Path:
+        """tmp file + fsync + os.replace + directory fsync: a kill -9 leaves the old or the new file."""
+        d = Path(state_dir).expanduser()
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / STATE_FILE
+        fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=d)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.to_json())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return path
+
+    @classmethod
+    def load(cls, state_dir: str | Path, identity: dict[str, Any]) -> "ValidatorState":
+        path = Path(state_dir).expanduser() / STATE_FILE
+        if not path.exists():
+            return cls(identity=dict(identity))
+        state = cls.from_json(path.read_text())
+        if state.identity and state.identity != dict(identity):
+            raise ConfigError(f"validator state in {path} belongs to {state.identity}, not {identity}",
+                              remediation="use another --state_dir for another hotkey/netuid/model")
+        state.identity = dict(identity)
+        return state
+
+    def prune_seen(self, before_window: int) -> None:
+        for w in [w for w in self.seen if w < before_window]:
+            del self.seen[w]
