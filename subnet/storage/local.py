@@ -1,0 +1,103 @@
+"""A directory-backed artifact store (the embedded default).
+
+Writes are atomic and durable: the bytes go to a temp file in the target
+directory, are fsynced, then `os.replace`d over the key and the directory is
+fsynced, so a reader (or a kill -9) sees either the old object or the new one.
+Keys are validated (base.validate_key) and resolved under the root, so no key
+can reach outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from loguru import logger
+
+from subnet.errors import StorageError
+from subnet.storage.base import BadKey, validate_key, validate_prefix
+
+_TMP_PREFIX = ".tmp-"
+
+
+class LocalDirStore:
+    """ArtifactStore over a local directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create store directory {self.root}: {e}") from e
+
+    @property
+    def location(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / validate_key(key)).resolve()
+        if not p.is_relative_to(self.root) or p == self.root:
+            raise BadKey(f"key {key!r} resolves outside the store")
+        return p
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            raise StorageError(f"cannot write {key!r} to {self.root}: {e}") from e
+
+    def get(self, key: str, max_bytes: int) -> bytes | None:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > max_bytes:
+                    logger.warning("store {}: {} is {} bytes, over the {}-byte limit; treated as absent", self.root, key, size, max_bytes)
+                    return None
+                data = f.read(max_bytes + 1)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise StorageError(f"cannot read {key!r} from {self.root}: {e}") from e
+        if len(data) > max_bytes:  # grew while we read
+            logger.warning("store {}: {} grew past {} bytes while reading; treated as absent", self.root, key, max_bytes)
+            return None
+        return data
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        validate_prefix(prefix)
+        out = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                if rel.startswith(prefix):
+                    out.append(rel)
+        return sorted(out)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot delete {key!r} from {self.root}: {e}") from e

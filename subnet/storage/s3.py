@@ -1,0 +1,193 @@
+"""An S3-compatible artifact store (Cloudflare R2, MinIO, AWS) on boto3.
+
+Design:
+- `endpoint_url` selects the service; path-style addressing is used with a
+  custom endpoint (MinIO/moto need it, R2 accepts it).
+- Retries are layered: botocore's "standard" mode retries throttling/5xx and
+  some connection errors; our own loop retries connection failures and read
+  timeouts with exponential backoff + jitter, then raises StorageError.
+- `get` never loads more than `max_bytes + 1` bytes: an object whose
+  ContentLength is over the limit is refused before its body is read; a body
+  that ends early (truncated, connection cut) is retried, then reported as
+  absent (None). A missing object is None. None is logged, never raised.
+- Credentials come from the standard AWS chain (env AWS_ACCESS_KEY_ID /
+  AWS_SECRET_ACCESS_KEY, shared config, AWS_PROFILE); with none, requests are
+  unsigned, which reads public buckets (e.g. an R2 bucket with public read).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import boto3
+import botocore.exceptions as bce
+from botocore import UNSIGNED
+from botocore.config import Config
+from loguru import logger
+
+from subnet.errors import StorageError
+from subnet.storage.base import validate_key, validate_prefix
+
+T = TypeVar("T")
+_TRANSPORT_ERRORS = (bce.ConnectionError, bce.HTTPClientError)
+_BODY_ERRORS = (bce.IncompleteReadError, bce.ResponseStreamingError, bce.ReadTimeoutError, bce.ConnectionClosedError)
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Options:
+    """Transport tuning. Defaults suit a validator fetching many small artifacts."""
+
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    botocore_attempts: int = 3  # total attempts inside botocore (standard mode)
+    attempts: int = 3  # our own attempts around each call, for connection errors
+    backoff_base_s: float = 0.5  # sleep base * 2**i (+ up to 50 % jitter) between our attempts
+    backoff_max_s: float = 8.0
+    list_page_size: int = 1000  # keys per ListObjectsV2 page (S3 caps it at 1000)
+
+
+class S3Store:
+    """ArtifactStore over one bucket + key prefix of an S3-compatible service."""
+
+    def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
+                 addressing: str | None = None, options: S3Options | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if self.prefix:
+            validate_key(self.prefix)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.addressing = addressing or ("path" if endpoint_url else "auto")
+        self.options = options or S3Options()
+        session = boto3.session.Session()
+        signed = session.get_credentials() is not None
+        if not signed:
+            logger.info("s3 store {}: no AWS credentials found, using unsigned (public) requests", self.location)
+        cfg = Config(
+            connect_timeout=self.options.connect_timeout_s,
+            read_timeout=self.options.read_timeout_s,
+            retries={"max_attempts": self.options.botocore_attempts, "mode": "standard"},
+            s3={"addressing_style": self.addressing},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **({} if signed else {"signature_version": UNSIGNED}),
+        )
+        self.client = session.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=cfg)
+
+    @property
+    def location(self) -> str:
+        query = {k: v for k, v in (("endpoint", self.endpoint_url), ("region", self.region)) if v}
+        path = f"/{self.prefix}" if self.prefix else ""
+        return f"s3://{self.bucket}{path}" + (f"?{urlencode(query, safe=':/')}" if query else "")
+
+    def _key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        opts = self.options
+        for attempt in range(opts.attempts):
+            try:
+                return fn()
+            except _TRANSPORT_ERRORS as e:
+                if attempt + 1 >= opts.attempts:
+                    raise StorageError(f"s3 {what} on {self.location} failed after {opts.attempts} attempts: {e}",
+                                       remediation="check the endpoint is reachable") from e
+                delay = min(opts.backoff_max_s, opts.backoff_base_s * 2**attempt) * (1 + 0.5 * random.random())
+                logger.warning("s3 {} on {}: {} (attempt {}/{}), retrying in {:.2f}s", what, self.location,
+                               type(e).__name__, attempt + 1, opts.attempts, delay)
+                time.sleep(delay)
+            except bce.NoCredentialsError as e:
+                raise StorageError(f"s3 {what}: no credentials", remediation="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from e
+            except bce.ClientError as e:
+                raise StorageError(f"s3 {what} on {self.location}: {_code(e)} {e}") from e
+        raise AssertionError("unreachable")
+
+    def put(self, key: str, data: bytes) -> None:
+        full = self._key(key)
+        self._retry(f"put {key}", lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=data))
+
+    def get(self, key: str, max_bytes: int) -> bytes | None:
+        full = self._key(key)
+        for attempt in range(self.options.attempts):
+            try:
+                resp = self._retry(f"get {key}", lambda: self.client.get_object(Bucket=self.bucket, Key=full))
+            except StorageError as e:
+                if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in _MISSING_CODES:
+                    logger.debug("s3 get {}: absent", key)
+                    return None
+                raise
+            body = resp["Body"]
+            length = int(resp.get("ContentLength", -1))
+            if length > max_bytes:
+                body.close()
+                logger.warning("s3 get {}: {} bytes, over the {}-byte limit; treated as absent", key, length, max_bytes)
+                return None
+            try:
+                data = body.read(max_bytes + 1)
+                rest = body.read(1)  # forces botocore's content-length check at end of stream
+            except _BODY_ERRORS as e:
+                logger.warning("s3 get {}: body cut short ({}), attempt {}/{}", key, type(e).__name__, attempt + 1,
+                               self.options.attempts)
+                continue
+            finally:
+                body.close()
+            if rest or len(data) > max_bytes:
+                logger.warning("s3 get {}: body exceeds the {}-byte limit; treated as absent", key, max_bytes)
+                return None
+            if length >= 0 and len(data) != length:
+                logger.warning("s3 get {}: got {} of {} bytes, attempt {}/{}", key, len(data), length, attempt + 1,
+                               self.options.attempts)
+                continue
+            return data
+        logger.warning("s3 get {}: truncated on every attempt; treated as absent", key)
+        return None
+
+    def exists(self, key: str) -> bool:
+        full = self._key(key)
+        try:
+            self._retry(f"head {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=full))
+        except StorageError as e:
+            if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in _MISSING_CODES:
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        validate_prefix(prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+
+        def run() -> list[str]:
+            keys: list[str] = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.options.list_page_size}
+            ):
+                keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+            return keys
+
+        return sorted(self._retry(f"list {prefix}", run))
+
+    def delete(self, key: str) -> None:
+        full = self._key(key)
+        self._retry(f"delete {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=full))
+
+    def create_bucket(self) -> None:
+        """Create the bucket if missing (devnet/test convenience; production buckets are made by operators)."""
+        try:
+            self._retry("create_bucket", lambda: self.client.create_bucket(Bucket=self.bucket))
+        except StorageError as e:
+            if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return
+            raise
+
+
+def _code(e: bce.ClientError) -> str:
+    err: dict[str, Any] = e.response.get("Error", {}) if hasattr(e, "response") else {}
+    return str(err.get("Code", ""))
