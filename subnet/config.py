@@ -423,6 +423,8 @@ class StoreConfig:
     """file:///path, a plain path, or s3://bucket/prefix?endpoint=URL."""
     max_artifact_bytes: int = 64 * 1024 * 1024
     """Refuse to download an artifact larger than this many bytes."""
+    allow_local_peers: bool = False
+    """Read peers' file:// store locations (always allowed on the devnet; never on a real network)."""
 
     def __post_init__(self) -> None:
         _positive("StoreConfig", max_artifact_bytes=self.max_artifact_bytes)

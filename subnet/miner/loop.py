@@ -34,6 +34,7 @@ from subnet.miner.train import inner_train
 from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import ChainView, lead_validator
 from subnet.node.globalmodel import follow_lead, persist, restore
+from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import Assignment, assign_all
 from subnet.protocol.keys import artifact_key
@@ -59,6 +60,7 @@ class Miner:
         self.cfg = rt.cfg
         self.behaviour = rt.cfg.miner.behaviour
         self.store = open_store(rt.cfg.store.location)
+        self.peer_stores = PeerStores(allow_local=rt.allow_local_stores)
         self.state = MinerState.load(rt.state_dir, identity=rt.identity)
         restore(rt.gm, rt.state_dir)
         if self.state.version != rt.gm.version:
@@ -96,8 +98,9 @@ class Miner:
         rt = self.rt
         peers = rt.chain.peers()
         lead = lead_validator(peers)
-        if lead is not None:
-            if follow_lead(rt.gm, open_store(lead.location), rt.netuid, w - 1, self.cfg.store.max_artifact_bytes):
+        lead_store = self.peer_stores.get(lead.location) if lead is not None else None
+        if lead_store is not None:
+            if follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes):
                 persist(rt.gm, rt.state_dir)
                 self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
         seed = rt.chain.window_seed(w)
@@ -128,7 +131,19 @@ class Miner:
         """The artifact bytes this miner uploads for window `w` (behaviour-dependent)."""
         b = self.behaviour
         if b == "copier":
-            return behaviours.copy_peer(self.rt, w, mine, peers, assignments, header)
+            return behaviours.copy_peer(self.rt, w, mine, peers, assignments, header, lambda: self._stop)
+        if b == "copier_noisy":
+            return behaviours.copy_peer_noisy(self.rt, w, mine, peers, assignments, header, lambda: self._stop)
+        if b == "sybil":
+            return behaviours.sybil_update(self.rt, w, mine, fragment, header, peers, assignments)
+        if b == "replay":
+            return behaviours.replay(self.rt, w, mine, header, peers)
+        if b == "steal_key":
+            return None, behaviours.steal_key(self.rt, self.store, w, fragment, header, peers, assignments)
+        if b in behaviours.BROKEN:
+            return behaviours.broken_artifact(
+                b, self.rt, w, fragment, header, lambda: self._encoder(fragment).encode(self._train(fragment, mine.pages)[0]),
+                peers), {}
         if b == "late":
             # an honest artifact, uploaded only after the window closed
             data, info = self._honest(w, mine, fragment, header)

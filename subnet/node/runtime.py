@@ -66,6 +66,11 @@ class NodeRuntime:
     def netuid(self) -> int:
         return self.cfg.netuid
 
+    @property
+    def allow_local_stores(self) -> bool:
+        """Peers' file:// locations are readable only on a single-machine devnet (or when allowed)."""
+        return self.cfg.store.allow_local_peers or self.cfg.subtensor.network.startswith("devnet")
+
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def build(cls, cfg: Any, role: str) -> "NodeRuntime":

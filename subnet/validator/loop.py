@@ -34,6 +34,7 @@ from subnet.errors import ChainError, SubnetError
 from subnet.model.fragments import trainable_parameters
 from subnet.node.chain import Peer, lead_validator
 from subnet.node.globalmodel import follow_lead, persist, restore
+from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import assign_all, heldout_pages, random_pages
 from subnet.protocol.keys import artifact_key
@@ -69,6 +70,7 @@ class Validator:
         self.rt = rt
         self.cfg = rt.cfg
         self.store = open_store(rt.cfg.store.location)
+        self.peer_stores = PeerStores(allow_local=rt.allow_local_stores)
         self.state = ValidatorState.load(rt.state_dir, rt.identity)
         restore(rt.gm, rt.state_dir)
         self.events = EventLog(rt.events_path("validator"), component="validator", uid=rt.uid,
@@ -136,11 +138,14 @@ class Validator:
         seen = self.state.seen.setdefault(w, {})
         changed = False
         for p in self._peers:
-            if p.uid == self.rt.uid or p.hotkey in seen or not p.location or p.uid not in assignments:
+            if p.uid == self.rt.uid or p.hotkey in seen or p.uid not in assignments:
+                continue
+            store = self.peer_stores.get(p.location)
+            if store is None:
                 continue
             key = artifact_key(self.rt.netuid, w, p.hotkey, assignments[p.uid].fragment)
             try:
-                present = open_store(p.location).exists(key)
+                present = store.exists(key)
             except SubnetError as exc:
                 logger.debug("uid {} store unreachable: {}", p.uid, exc)
                 continue
@@ -229,8 +234,9 @@ class Validator:
         rt, cfg = self.rt, self.cfg
         frag = assignment.fragment
         base = Scored(uid=p.uid, hotkey=p.hotkey, fragment=frag, score=None, reason="", detail={})
-        if not p.location:
-            base.reason = "no store committed"
+        store = self.peer_stores.get(p.location)
+        if store is None:
+            base.reason = "no usable store committed"
             return base
         if seen is None:
             base.reason = "absent"
@@ -240,7 +246,7 @@ class Validator:
             return base
         key = artifact_key(rt.netuid, t, p.hotkey, frag)
         try:
-            data = open_store(p.location).get(key, cfg.store.max_artifact_bytes)
+            data = store.get(key, cfg.store.max_artifact_bytes)
         except SubnetError as exc:
             data = None
             logger.warning("uid {}: store error {}", p.uid, exc)
@@ -297,7 +303,9 @@ class Validator:
 
     def _follow(self, lead: Peer, t: int) -> None:
         """A non-lead validator applies the lead's manifest for `t` (waiting for it until `t+1` ends)."""
-        lead_store = open_store(lead.location)
+        lead_store = self.peer_stores.get(lead.location)
+        if lead_store is None:
+            return
         end = window_end(t + 1, self.rt.window_params)
         while not self._stop and self.rt.chain.block() < end:
             if read_manifest(lead_store, self.rt.netuid, t) is not None:
