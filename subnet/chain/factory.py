@@ -47,7 +47,10 @@ def make_subtensor(network: str) -> Any:
         from subnet.devnet.substrate import DevnetSubstrate
 
         # "local" labels explorer links only; the substrate decides where calls go.
-        return bt.Subtensor("local", substrate=DevnetSubstrate(url))
+        # A hung (connected, silent) devnet must not stall a neuron for minutes per read:
+        # each request is bounded; ChainView retries a few times on top.
+        timeout = float(os.environ.get("TESSERA_DEVNET_TIMEOUT", "30"))
+        return bt.Subtensor("local", substrate=DevnetSubstrate(url, timeout=timeout))
     try:
         return bt.Subtensor(network)
     except Exception as exc:  # unknown network names raise from the SDK's resolver

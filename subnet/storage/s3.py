@@ -28,13 +28,15 @@ import boto3
 import botocore.exceptions as bce
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 from loguru import logger
 
 from subnet.errors import StorageError
 from subnet.storage.base import validate_key, validate_prefix
 
 T = TypeVar("T")
-_TRANSPORT_ERRORS = (bce.ConnectionError, bce.HTTPClientError)
+# ValueError: botocore fails to parse a header cut mid-value (e.g. Last-Modified); retried like a reset.
+_TRANSPORT_ERRORS = (bce.ConnectionError, bce.HTTPClientError, ResponseParserError, ValueError)
 _BODY_ERRORS = (bce.IncompleteReadError, bce.ResponseStreamingError, bce.ReadTimeoutError, bce.ConnectionClosedError)
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 
@@ -125,6 +127,11 @@ class S3Store:
                 raise
             body = resp["Body"]
             length = int(resp.get("ContentLength", -1))
+            if length < 0:  # headers cut before Content-Length: an empty body is not the object
+                body.close()
+                logger.warning("s3 get {}: response without a Content-Length (cut short), attempt {}/{}", key,
+                               attempt + 1, self.options.attempts)
+                continue
             if length > max_bytes:
                 body.close()
                 logger.warning("s3 get {}: {} bytes, over the {}-byte limit; treated as absent", key, length, max_bytes)
