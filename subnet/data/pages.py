@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from loguru import logger
 
-from subnet.data._atomic import write_atomic, write_bytes_atomic
+from subnet.atomic import write_atomic, write_bytes_atomic
 from subnet.data.config import DataConfig
 from subnet.data.corpus import CORPUS_SHA256, ensure_corpus, sha256_file
 from subnet.data.tokenizer import TextTokenizer, get_tokenizer

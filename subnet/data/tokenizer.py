@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from subnet.data._atomic import write_bytes_atomic
+from subnet.atomic import write_bytes_atomic
 from subnet.data.corpus import ensure_corpus
 from subnet.errors import DataError
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,9 @@ from typing import Any
 import torch
 from loguru import logger
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from subnet.atomic import write_bytes_atomic
 from subnet.errors import ErrorCode, SubnetError
 from subnet.miner.train import AdamState
 from subnet.model.fragments import Fragment
@@ -117,21 +117,7 @@ class MinerState:
         except (TypeError, ValueError) as exc:
             raise MinerStateError(f"miner state identity must be JSON scalars: {exc}") from exc
         _remove_stale_tmp(directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={META_KEY: meta})
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_bytes_atomic(path, save(tensors, metadata={META_KEY: meta}), tmp_prefix=_TMP_PREFIX)
         logger.debug("saved miner state to {} (step {}, {} tensors)", path, self.step, len(tensors))
         return path
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save
 from torch import nn
 
+from subnet.atomic import write_bytes_atomic
 from subnet.errors import ModelError
 
 META_KEY = "tessera_meta"
@@ -97,25 +97,7 @@ def load_checkpoint_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[st
 def save_checkpoint(model_or_state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike[str],
                     meta: Mapping[str, Any]) -> Path:
     """Write a safetensors checkpoint atomically; returns the final path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = checkpoint_bytes(model_or_state, meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    return write_bytes_atomic(path, checkpoint_bytes(model_or_state, meta))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -10,11 +10,11 @@ can reach outside it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from loguru import logger
 
+from subnet.atomic import write_bytes_atomic
 from subnet.errors import StorageError
 from subnet.storage.base import BadKey, validate_key, validate_prefix
 
@@ -44,22 +44,7 @@ class LocalDirStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            write_bytes_atomic(path, data, tmp_prefix=_TMP_PREFIX)
         except OSError as e:
             raise StorageError(f"cannot write {key!r} to {self.root}: {e}") from e
 

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on CI or over ssh
 import matplotlib.pyplot as plt  # noqa: E402
 
+from subnet.atomic import write_atomic  # noqa: E402
 from subnet.telemetry.state import RunState  # noqa: E402
 
 BEHAVIOUR_STYLE = {"honest": "-", "noise": ":", "copier": "--"}
@@ -60,9 +61,7 @@ def plot_loss_curve(state: RunState, path: str | os.PathLike[str], *, title: str
         else:
             ax_score.text(0.5, 0.5, "no scores yet", ha="center", va="center", transform=ax_score.transAxes)
         ax_score.xaxis.get_major_locator().set_params(integer=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+        write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
     finally:
         plt.close(fig)
     return path

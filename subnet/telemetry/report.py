@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from subnet.atomic import write_text_atomic
 from subnet.telemetry.events import read_events
 from subnet.telemetry.plots import plot_loss_curve
 from subnet.telemetry.scoreboard import render_plain
@@ -72,10 +73,7 @@ class ReportPaths:
 
 
 def _atomic_write(path: Path, data: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, data)
 
 
 def leaderboard(state: RunState, chain: Mapping[str, Any] | None = None) -> list[LeaderRow]:

@@ -10,12 +10,11 @@ The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from subnet.atomic import write_text_atomic
 from subnet.errors import ConfigError
 from subnet.validator.competition import CompetitionState
 
@@ -64,25 +63,7 @@ class ValidatorState:
 
     def save(self, state_dir: str | Path) -> Path:
         """tmp file + fsync + os.replace + directory fsync: a kill -9 leaves the old or the new file."""
-        d = Path(state_dir).expanduser()
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / STATE_FILE
-        fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=d)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.to_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        return path
+        return write_text_atomic(Path(state_dir).expanduser() / STATE_FILE, self.to_json())
 
     @classmethod
     def load(cls, state_dir: str | Path, identity: dict[str, Any]) -> "ValidatorState":
