@@ -1,7 +1,7 @@
 """Command-line flags and environment variables from frozen config dataclasses.
 
 Why: every component owns one frozen, keyword-only dataclass (units documented
-on the fields); the neurons compose them (`MinerConfig`, `ValidatorConfig`)
+on the fields); the neurons compose them (`subnet.node.config`)
 and this module turns the tree into bittensor-style dotted flags, so the
 dataclass is the single source of truth for names, types, defaults and help.
 
@@ -40,12 +40,10 @@ import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from subnet.codec.config import CodecConfig
-from subnet.data.config import DataConfig
 from subnet.errors import ConfigError, SubnetError
 
 ENV_PREFIX = "TESSERA_"
@@ -513,44 +511,6 @@ class SyncConfig:
 
     def __post_init__(self) -> None:
         _positive("SyncConfig", outer_lr=self.outer_lr, top_g=self.top_g, checkpoint_every=self.checkpoint_every)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MinerConfig:
-    """Tessera miner."""
-
-    netuid: int = 1
-    """Subnet id."""
-    state_dir: str = "~/.tessera/miner"
-    """Directory for the miner's persistent state (optimizer, error feedback, counters)."""
-    wallet: WalletConfig = field(default_factory=WalletConfig)
-    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    store: StoreConfig = field(default_factory=StoreConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    codec: CodecConfig = field(default_factory=CodecConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ValidatorConfig:
-    """Tessera validator."""
-
-    netuid: int = 1
-    """Subnet id."""
-    state_dir: str = "~/.tessera/validator"
-    """Directory for the validator's persistent state (ratings, scores, model version)."""
-    wallet: WalletConfig = field(default_factory=WalletConfig)
-    subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    store: StoreConfig = field(default_factory=StoreConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    sync: SyncConfig = field(default_factory=SyncConfig)
-    codec: CodecConfig = field(default_factory=CodecConfig)
-    data: DataConfig = field(default_factory=DataConfig)
 
 
 # --------------------------------------------------------------------------- logging

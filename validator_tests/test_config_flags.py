@@ -11,10 +11,9 @@ from typing import Literal
 
 import pytest
 
+from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig
 from subnet.config import (
     LoggingConfig,
-    MinerConfig,
-    ValidatorConfig,
     WalletConfig,
     add_dataclass_flags,
     config_from_args,
@@ -54,7 +53,7 @@ class Root:
 
 
 def test_dotted_flag_and_env_names() -> None:
-    specs = {s.flag: s for s in flag_specs(MinerConfig)}
+    specs = {s.flag: s for s in flag_specs(MinerNeuronConfig)}
     for flag in (
         "--netuid",
         "--wallet.name",
@@ -73,20 +72,20 @@ def test_dotted_flag_and_env_names() -> None:
     assert specs["--subtensor.network"].env == "TESSERA_SUBTENSOR_NETWORK"
     assert specs["--netuid"].env == "TESSERA_NETUID"
     assert env_name("store.max_artifact_bytes") == "TESSERA_STORE_MAX_ARTIFACT_BYTES"
-    assert {s.flag for s in flag_specs(ValidatorConfig)} >= {"--sync.outer_lr", "--sync.top_g", "--codec.topk"}
+    assert {s.flag for s in flag_specs(ValidatorNeuronConfig)} >= {"--sync.outer_lr", "--sync.top_g", "--codec.topk"}
     assert specs["--data.cache_dir"].env == "TESSERA_CACHE_DIR"  # contract name (ARCHITECTURE.md)
-    cfg = parse_config(MinerConfig, [], {"TESSERA_CACHE_DIR": "/tmp/tc", "TESSERA_CODEC_TOPK": "32"})
-    assert cfg.data.cache_dir == Path("/tmp/tc") and cfg.codec.topk == 32
+    cfg = parse_config(MinerNeuronConfig, [], {"TESSERA_CACHE_DIR": "/tmp/tc", "TESSERA_CODEC_TOPK": "32"})
+    assert Path(cfg.data.cache_dir) == Path("/tmp/tc") and cfg.codec.topk == 32
 
 
 def test_precedence_cli_over_env_over_default() -> None:
     env = {"TESSERA_WALLET_NAME": "from-env", "TESSERA_WALLET_HOTKEY": "hk-env", "TESSERA_NETUID": "7"}
-    cfg = parse_config(MinerConfig, ["--wallet.name", "from-cli"], env)
+    cfg = parse_config(MinerNeuronConfig, ["--wallet.name", "from-cli"], env)
     assert cfg.wallet.name == "from-cli"
     assert cfg.wallet.hotkey == "hk-env"
     assert cfg.netuid == 7
     assert cfg.wallet.path == WalletConfig().path  # default
-    assert cfg.train == MinerConfig().train
+    assert cfg.train == MinerNeuronConfig().train
 
 
 def test_type_conversion_all_kinds() -> None:
@@ -138,7 +137,7 @@ def test_bad_values_exit_2_naming_flag_and_env(capsys, argv, env, needles) -> No
 
 def test_post_init_validation_becomes_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
-        parse_config(MinerConfig, ["--train.inner_steps", "0"], {})
+        parse_config(MinerNeuronConfig, ["--train.inner_steps", "0"], {})
     assert exc.value.code == 2
     assert "inner_steps" in capsys.readouterr().err
 
@@ -183,13 +182,13 @@ def test_unsupported_field_type_fails_at_build_time() -> None:
 
 
 def test_to_dict_round_trips_through_flags() -> None:
-    cfg = parse_config(MinerConfig, ["--train.lr", "0.01", "--logging.debug"], {})
+    cfg = parse_config(MinerNeuronConfig, ["--train.lr", "0.01", "--logging.debug"], {})
     flat = to_dict(cfg)
     assert flat["train.lr"] == 0.01 and flat["logging.debug"] is True
     argv = []
     for key, value in flat.items():
         argv += [f"--{key}", str(value) if value is not None else "none"]
-    assert parse_config(MinerConfig, argv, {}) == cfg
+    assert parse_config(MinerNeuronConfig, argv, {}) == cfg
 
 
 def test_setup_logging_levels(tmp_path, capfd) -> None:
@@ -211,8 +210,8 @@ def test_setup_logging_levels(tmp_path, capfd) -> None:
 
 def test_real_process_env_and_exit_code(tmp_path) -> None:
     code = (
-        "import sys; from subnet.config import MinerConfig, parse_config;"
-        "c = parse_config(MinerConfig); print(c.wallet.name, c.netuid, c.subtensor.network)"
+        "import sys; from subnet.config import parse_config; from subnet.node.config import MinerNeuronConfig;"
+        "c = parse_config(MinerNeuronConfig); print(c.wallet.name, c.netuid, c.subtensor.network)"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TESSERA_WALLET_NAME": "w9", "TESSERA_NETUID": "5"}
     ok = subprocess.run([sys.executable, "-c", code, "--subtensor.network", "devnet"], env=env,

@@ -11,7 +11,7 @@ import asyncio
 import bittensor as bt
 import bittensor_core
 import pytest
-from harness.devnet import bootstrap, rpc, running_devnet
+from harness.devnet import bootstrap, running_devnet
 
 from subnet.chain import commitment_call, make_subtensor
 from subnet.devnet import extrinsic as xt

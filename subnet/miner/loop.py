@@ -18,27 +18,26 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from loguru import logger
 
 from subnet.codec.sparseloco import Encoder
-from subnet.codec.wire import ArtifactHeader, read_artifact, write_artifact
+from subnet.codec.wire import ArtifactHeader, write_artifact
 from subnet.data.pages import TokenPages
-from subnet.errors import ChainError, ConfigError, SubnetError
+from subnet.errors import ChainError
 from subnet.miner import behaviours
 from subnet.miner.state import MinerState
 from subnet.miner.train import inner_train
 from subnet.model.fragments import Fragment, fragment_shapes
-from subnet.node.chain import ChainView, lead_validator
+from subnet.node.chain import lead_validator
 from subnet.node.globalmodel import follow_lead, persist, restore
 from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import Assignment, assign_all
 from subnet.protocol.keys import artifact_key
-from subnet.protocol.windows import window_end, window_of
+from subnet.protocol.windows import window_end
 from subnet.storage.base import open_store
 from subnet.telemetry.events import EventLog
 

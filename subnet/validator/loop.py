@@ -38,7 +38,7 @@ from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import assign_all, heldout_pages, random_pages
 from subnet.protocol.keys import artifact_key
-from subnet.protocol.windows import window_end, window_of, window_start
+from subnet.protocol.windows import window_end, window_of
 from subnet.storage.base import open_store
 from subnet.sync.aggregate import Contribution, build_manifest, select_top
 from subnet.sync.apply import apply_decoded
