@@ -26,7 +26,9 @@ from subnet.errors import ConfigError
 from subnet.validator.competition import CompetitionConfig
 from subnet.validator.scoring import ScoreConfig
 
-Behaviour = Literal["honest", "noise", "zero", "wrong_pages", "scaled", "sign_flip", "copier", "late"]
+Behaviour = Literal["honest", "noise", "zero", "wrong_pages", "scaled", "sign_flip", "copier", "late", "copier_noisy",
+                    "sybil", "nan", "truncated", "oversized", "wrong_shape", "bad_index", "pickle", "lying_header",
+                    "impersonate", "steal_key", "replay"]
 
 
 # Scoring as the network runs it: two batches per set (16 pages), and a proof-of-work
