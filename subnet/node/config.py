@@ -60,7 +60,7 @@ class MinerOptions:
     """Miner behaviour. Anything but `honest` is an adversary for tests and the demo."""
 
     behaviour: Behaviour = "honest"
-    """honest | noise | zero | wrong_pages | scaled | sign_flip | copier | late."""
+    """honest, or an adversary for tests and the demo (see subnet/miner/behaviours.py for each)."""
     poison_scale: float = 100.0
     """Multiplier of the `scaled` (poisoning) behaviour."""
 
@@ -79,10 +79,14 @@ class ValidatorOptions:
     """Versions an artifact's base model may lag the validator's before it scores zero."""
     weights_interval: int = 1
     """Windows between weight settings (also bounded by the chain's rate limit)."""
+    norm_outlier: float = 4.0
+    """An update whose norm exceeds this many times its fragment cohort's median scores zero (poison guard)."""
     min_score: float = 1e-3
     """Noise floor: a held-out improvement below this (relative, 1e-3 = 0.1%) counts as none."""
 
     def __post_init__(self) -> None:
+        if self.norm_outlier <= 1:
+            raise ConfigError("validator.norm_outlier must be > 1")
         if self.poll_interval <= 0 or self.weights_interval < 1 or self.max_staleness < 0:
             raise ConfigError("validator: poll_interval > 0, weights_interval >= 1, max_staleness >= 0")
         if not 0 < self.copy_threshold <= 1:

@@ -18,6 +18,8 @@ twice inside the chain's rate limit.
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 import signal
 import time
 from dataclasses import dataclass
@@ -28,8 +30,8 @@ from loguru import logger
 
 import subnet
 from subnet.codec.errors import ArtifactError
-from subnet.codec.sparseloco import decode
-from subnet.codec.wire import read_artifact
+from subnet.codec.sparseloco import EncodedUpdate, decode, decode_sparse
+from subnet.codec.wire import Artifact, read_artifact
 from subnet.errors import ChainError, SubnetError
 from subnet.model.fragments import trainable_parameters
 from subnet.node.chain import Peer, lead_validator
@@ -61,8 +63,14 @@ class Scored:
     score: float | None
     reason: str
     detail: dict
-    contribution: Contribution | None = None
+    artifact: Artifact | None = None  # verified; decoded only to score it and, if selected, to aggregate
     data: bytes | None = None
+    first_seen: float = 0.0
+
+    @property
+    def eligible(self) -> bool:
+        """Verified, positively scored, not charged: may enter aggregation."""
+        return self.artifact is not None and self.score is not None and self.score > 0
 
 
 class Validator:
@@ -178,21 +186,20 @@ class Validator:
         owners = {cfg.competition.owner_uid, self._owner_uid}  # the subnet owner does not compete
         competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
 
-        results: list[Scored] = []
-        for p in competitors:
-            results.append(self._score_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline,
-                                           heldout_b, random_b, baseline))
+        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) for p in competitors]
+        self._gate_norm_outliers(results)
+        for r in results:
+            if r.artifact is not None and r.score is None:
+                self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
 
         # copy detection within each fragment: the later upload is charged
-        subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment,
-                           first_seen=seen[r.hotkey][0], commit_block=_commit_block(peers, r.uid),
-                           update=r.detail.pop("_encoded"))
-                for r in results if "_encoded" in r.detail]
+        subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
+                           commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
+                for r in results if r.artifact is not None]
         copies = find_copies(subs, cfg.validator.copy_threshold) if subs else {}
         for r in results:
-            r.detail.pop("_encoded", None)
             if r.uid in copies:
-                r.score, r.reason, r.contribution = 0.0, f"copy of uid {copies[r.uid]}", None
+                r.score, r.reason = 0.0, f"copy of uid {copies[r.uid]}"
         floor = cfg.validator.min_score
         for r in results:
             if r.score is not None and 0 < r.score < floor:
@@ -207,8 +214,7 @@ class Validator:
         lead = lead_validator(peers)
         manifest_info: dict[str, Any] = {}
         if lead is not None and lead.hotkey == rt.hotkey:
-            manifest_info = self._aggregate(t, [r for r in results if r.contribution is not None and r.score
-                                                and r.score > 0], heldout_b)
+            manifest_info = self._aggregate(t, [r for r in results if r.eligible], heldout_b)
         elif lead is not None:
             self._follow(lead, t)
 
@@ -229,8 +235,8 @@ class Validator:
                     time.perf_counter() - t0, sum(r.score is not None for r in results), comp.leader,
                     baseline.heldout_loss)
 
-    def _score_one(self, t: int, p: Peer, assignment, seen: list[float] | None, deadline: int,
-                   heldout_b, random_b, baseline) -> Scored:
+    def _fetch_one(self, t: int, p: Peer, assignment, seen: list[float] | None, deadline: int) -> Scored:
+        """Fetch and verify one submission; a refusal is a scored outcome (score 0 or absent), never a crash."""
         rt, cfg = self.rt, self.cfg
         frag = assignment.fragment
         base = Scored(uid=p.uid, hotkey=p.hotkey, fragment=frag, score=None, reason="", detail={})
@@ -253,10 +259,10 @@ class Validator:
         if data is None:
             base.reason = "absent at scoring time"
             return base
-        shapes = rt.gm.shapes(frag)
         try:
-            art = read_artifact(data, expected_hotkey=p.hotkey, max_bytes=cfg.store.max_artifact_bytes, shapes=shapes,
-                                netuid=rt.netuid, window=t, fragment=frag, uid=p.uid, codec=rt.codec)
+            art = read_artifact(data, expected_hotkey=p.hotkey, max_bytes=cfg.store.max_artifact_bytes,
+                                shapes=rt.gm.shapes(frag), netuid=rt.netuid, window=t, fragment=frag, uid=p.uid,
+                                codec=rt.codec)
         except ArtifactError as exc:
             base.score, base.reason = 0.0, f"rejected: {type(exc).__name__}: {exc}"
             return base
@@ -264,19 +270,44 @@ class Validator:
         if staleness < 0 or staleness > cfg.validator.max_staleness:
             base.score, base.reason = 0.0, f"stale base version {art.header.base_version} (model at {rt.gm.version})"
             return base
-        delta = decode(art.encoded, shapes)
-        params = trainable_parameters(rt.gm.model, rt.gm.fragment(frag))
+        base.artifact, base.data, base.first_seen = art, data, seen[0]
+        base.detail = {"bytes": len(data), "staleness": staleness, "norm": _norm(art.encoded)}
+        return base
+
+    def _gate_norm_outliers(self, results: list[Scored]) -> None:
+        """Zero updates whose norm is far above their fragment cohort's (lower) median.
+
+        Aggregation clips every update to the median norm, so a scaled-up copy of
+        an honest update would otherwise be scored at full size and out-earn the
+        honest miners for damage it could not do. Honest updates of one window
+        have similar norms (same H, lr and data volume).
+        """
+        limit = self.cfg.validator.norm_outlier
+        by_frag: dict[int, list[Scored]] = {}
+        for r in results:
+            if r.artifact is not None:
+                by_frag.setdefault(r.fragment, []).append(r)
+        for cohort in by_frag.values():
+            if len(cohort) < 2:
+                continue
+            median = statistics.median_low([r.detail["norm"] for r in cohort])
+            for r in cohort:
+                if median > 0 and r.detail["norm"] > limit * median:
+                    r.score = 0.0
+                    r.reason = f"norm outlier ({r.detail['norm'] / median:.1f}x the cohort median)"
+                    r.artifact = None
+
+    def _evaluate(self, r: Scored, assignment, heldout_b, random_b, baseline) -> None:
+        """Loss before/after on assigned, held-out and control pages (decoded transiently)."""
+        rt, cfg = self.rt, self.cfg
+        delta = decode(r.artifact.encoded, rt.gm.shapes(r.fragment))
+        params = trainable_parameters(rt.gm.model, rt.gm.fragment(r.fragment))
         assigned_b = page_batches(rt.pages, assignment.pages, "train", cfg.score.pow_batch_size,
                                   cfg.score.n_assigned_batches)
         cs = score_contribution(rt.gm.model, params, delta, cfg.score, assigned_b, heldout_b, random_b, baseline)
-        base.score, base.reason = cs.score, cs.reason
-        base.detail = {"heldout_improvement": cs.heldout_improvement, "assigned_improvement": cs.assigned_improvement,
-                       "random_improvement": cs.random_improvement, "proof_of_work": cs.proof_of_work,
-                       "bytes": len(data), "staleness": staleness, "_encoded": art.encoded}
-        base.contribution = Contribution(fragment=frag, uid=p.uid, hotkey=p.hotkey, key=key, sha256=art.sha256,
-                                         score=cs.score, delta=delta)
-        base.data = data
-        return base
+        r.score, r.reason = cs.score, cs.reason
+        r.detail.update(heldout_improvement=cs.heldout_improvement, assigned_improvement=cs.assigned_improvement,
+                        random_improvement=cs.random_improvement, proof_of_work=cs.proof_of_work)
 
     # -- aggregation (lead) ---------------------------------------------------------------------
     def _aggregate(self, t: int, positive: list[Scored], heldout_b: list[torch.Tensor]) -> dict[str, Any]:
@@ -285,9 +316,13 @@ class Validator:
         for frag in sorted({r.fragment for r in positive}):
             cohort = [r for r in positive if r.fragment == frag]
             chosen += select_top(cohort, cfg.sync.top_g, score=lambda r: float(r.score))
+        contribs = []
         for r in chosen:  # mirror: followers fetch selected artifacts from the lead's store only
-            self.store.put(r.contribution.key, r.data)
-        contribs = [r.contribution for r in chosen]
+            key = artifact_key(rt.netuid, t, r.hotkey, r.fragment)
+            self.store.put(key, r.data)
+            contribs.append(Contribution(fragment=r.fragment, uid=r.uid, hotkey=r.hotkey, key=key,
+                                         sha256=r.artifact.sha256, score=float(r.score),
+                                         delta=decode(r.artifact.encoded, rt.gm.shapes(r.fragment))))
         manifest = build_manifest(netuid=rt.netuid, window=t, base_version=rt.gm.version, contributions=contribs,
                                   outer_lr=cfg.sync.outer_lr, top_g=cfg.sync.top_g)
         by_uid = {c.uid: c for c in contribs}
@@ -363,3 +398,8 @@ def _commit_block(peers: list[Peer], uid: int) -> int:
         if p.uid == uid:
             return p.commit_block or 0
     return 0
+
+
+def _norm(encoded: EncodedUpdate) -> float:
+    """L2 norm of an update from its sparse entries (no dense decode)."""
+    return math.sqrt(sum(float((t.values.double() ** 2).sum()) for t in decode_sparse(encoded)))
