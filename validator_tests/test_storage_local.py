@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -93,3 +94,12 @@ def test_open_store_locations(tmp_path) -> None:
                 "s3://bucket/../x"):
         with pytest.raises(ConfigError):
             open_store(bad)
+
+
+def test_modified_time_or_absent(tmp_path) -> None:
+    store = LocalDirStore(tmp_path)
+    assert store.modified("1/0/hk.0.safetensors") is None
+    before = time.time()
+    store.put("1/0/hk.0.safetensors", b"x")
+    stamp = store.modified("1/0/hk.0.safetensors")
+    assert stamp is not None and before - 2 <= stamp <= time.time() + 2

@@ -182,3 +182,12 @@ def test_truncated_body_is_absent() -> None:
 def test_location_has_no_secrets(store: S3Store) -> None:
     assert "testing" not in store.location
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in store.location
+
+
+def test_modified_is_the_servers_last_modified(store: S3Store) -> None:
+    assert store.modified("1/0/hk.0.safetensors") is None
+    before = time.time()
+    store.put("1/0/hk.0.safetensors", b"payload")
+    stamp = store.modified("1/0/hk.0.safetensors")
+    assert stamp is not None and before - 5 <= stamp <= time.time() + 5  # S3 LastModified has 1 s resolution
+    assert store.exists("1/0/hk.0.safetensors")

@@ -69,6 +69,15 @@ class LocalDirStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def modified(self, key: str) -> float | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StorageError(f"cannot stat {key!r} in {self.root}: {e}") from e
+        return st.st_mtime
+
     def list(self, prefix: str = "") -> list[str]:
         validate_prefix(prefix)
         out = []

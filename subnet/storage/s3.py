@@ -157,14 +157,19 @@ class S3Store:
         return None
 
     def exists(self, key: str) -> bool:
+        return self.modified(key) is not None
+
+    def modified(self, key: str) -> float | None:
+        """LastModified as set by the S3 server (not by the uploader), None if absent."""
         full = self._key(key)
         try:
-            self._retry(f"head {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=full))
+            head = self._retry(f"head {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=full))
         except StorageError as e:
             if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in _MISSING_CODES:
-                return False
+                return None
             raise
-        return True
+        stamp = head.get("LastModified")
+        return stamp.timestamp() if stamp is not None else time.time()
 
     def list(self, prefix: str = "") -> list[str]:
         validate_prefix(prefix)

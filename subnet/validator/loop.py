@@ -87,6 +87,7 @@ class Validator:
         self._peers: list[Peer] = []
         self._peers_window = -1
         self._owner_uid: int | None = None
+        self._last_poll: dict[int, float] = {}
         self._assign_cache: dict[int, dict] = {}
         self._weights_rate_limit: int | None = None
         logger.info("validator state: {} rounds played, last scored window {}, model version {}",
@@ -145,6 +146,8 @@ class Validator:
             return
         seen = self.state.seen.setdefault(w, {})
         changed = False
+        now = time.time()
+        since = self._last_poll.get(w, now - self.cfg.validator.poll_interval)
         for p in self._peers:
             if p.uid == self.rt.uid or p.hotkey in seen or p.uid not in assignments:
                 continue
@@ -153,14 +156,17 @@ class Validator:
                 continue
             key = artifact_key(self.rt.netuid, w, p.hotkey, assignments[p.uid].fragment)
             try:
-                present = store.exists(key)
+                stamp = store.modified(key)
             except SubnetError as exc:
                 logger.debug("uid {} store unreachable: {}", p.uid, exc)
                 continue
-            if present:
-                seen[p.hotkey] = [time.time(), float(block)]
+            if stamp is not None:
+                # Ordered by poll pass; within one pass by the store's write time, clamped into the pass so
+                # no store clock can move an upload before the previous poll (copy detection's "earlier").
+                seen[p.hotkey] = [min(max(stamp, since), now), float(block)]
                 changed = True
                 logger.debug("window {}: artifact of uid {} seen at block {}", w, p.uid, block)
+        self._last_poll = {w: now}
         if changed:
             self.state.save(self.rt.state_dir)
 
@@ -186,20 +192,23 @@ class Validator:
         owners = {cfg.competition.owner_uid, self._owner_uid}  # the subnet owner does not compete
         competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
 
-        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) for p in competitors]
-        self._gate_norm_outliers(results)
-        for r in results:
-            if r.artifact is not None and r.score is None:
-                self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
-
-        # copy detection within each fragment: the later upload is charged
+        shared = _shared_stores(competitors)
+        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) if p.uid not in shared
+                   else Scored(uid=p.uid, hotkey=p.hotkey, fragment=assignments[p.uid].fragment, score=0.0,
+                               reason=f"shares a store with uid {shared[p.uid]}", detail={})
+                   for p in competitors]
+        # copy detection over every verified upload, within each fragment: the later upload is charged
         subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
                            commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
                 for r in results if r.artifact is not None]
         copies = find_copies(subs, cfg.validator.copy_threshold) if subs else {}
         for r in results:
             if r.uid in copies:
-                r.score, r.reason = 0.0, f"copy of uid {copies[r.uid]}"
+                r.score, r.reason, r.artifact = 0.0, f"copy of uid {copies[r.uid]}", None
+        self._gate_norm_outliers(results)
+        for r in results:
+            if r.artifact is not None and r.score is None:
+                self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
         floor = cfg.validator.min_score
         for r in results:
             if r.score is not None and 0 < r.score < floor:
@@ -207,7 +216,7 @@ class Validator:
         raw = {r.uid: r.score for r in results}
         norm = normalise_cohorts(raw, {r.uid: r.fragment for r in results}, cfg.validator.cohort_method)
         comp = play_round(self.state.competition, norm, [p.uid for p in competitors], cfg.competition,
-                          slashed=set(copies), hotkeys={p.uid: p.hotkey for p in competitors})
+                          slashed=set(copies) | set(shared), hotkeys={p.uid: p.hotkey for p in competitors})
         self.state.competition = comp
         weights = compute_weights(comp, [p.uid for p in peers if p.uid != rt.uid], cfg.competition)
 
@@ -403,3 +412,20 @@ def _commit_block(peers: list[Peer], uid: int) -> int:
 def _norm(encoded: EncodedUpdate) -> float:
     """L2 norm of an update from its sparse entries (no dense decode)."""
     return math.sqrt(sum(float((t.values.double() ** 2).sum()) for t in decode_sparse(encoded)))
+
+
+def _shared_stores(peers: list[Peer]) -> dict[int, int]:
+    """Hotkeys committing the same store are one operator (sybils): only the first committed competes.
+
+    Returns charged uid -> the uid that keeps the store (earliest commitment, then lowest uid).
+    """
+    by_loc: dict[str, list[Peer]] = {}
+    for p in peers:
+        if p.location:
+            by_loc.setdefault(p.location, []).append(p)
+    charged: dict[int, int] = {}
+    for group in by_loc.values():
+        if len(group) > 1:
+            keep, *rest = sorted(group, key=lambda p: (p.commit_block or 0, p.uid))
+            charged.update({p.uid: keep.uid for p in rest})
+    return charged
