@@ -1,0 +1,32 @@
+"""The one entry-point body both neurons share: parse flags, set up logs, build, run, close."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+from subnet.config import parse_config, setup_logging
+from subnet.errors import SubnetError
+
+
+def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> int:
+    """Exit status: 0 after a clean stop, 1 when the neuron cannot start (message says why), 2 on bad flags."""
+    cfg: Any = parse_config(config_cls, argv, prog=f"neurons/{role}.py")
+    setup_logging(cfg.logging, role)
+    from subnet.node.runtime import NodeRuntime
+
+    if role == "miner":
+        from subnet.miner.loop import Miner as Loop
+    else:
+        from subnet.validator.loop import Validator as Loop
+    try:
+        node = Loop(NodeRuntime.build(cfg, role))
+    except SubnetError as exc:
+        logger.error("cannot start the {}: {}", role, exc)
+        return 1
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        logger.info("interrupted")
+    return 0
