@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             {**v, "key": [str(x) for x in key]} for key, v in runs.items()]
 
     if "loss" in results and "gap_rel_per_seed" in results["loss"]:
-        print(f"\n## 3a. compression loss gap (codec vs dense FedAvg, same seeds/data/tokens)")
+        print("\n## 3a. compression loss gap (codec vs dense FedAvg, same seeds/data/tokens)")
         print(f"{'seed':>4} {'dense':>8} {'codec':>8} {'gap':>8}")
         for s, g in zip(seeds, results["loss"]["gap_rel_per_seed"]):
             print(f"{s:>4} {runs[('dense', args.H, None, s)]['final_loss']:>8.4f} "
