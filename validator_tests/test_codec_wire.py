@@ -34,9 +34,7 @@ from subnet.codec import (
     write_artifact,
 )
 from subnet.codec.bitpack import pack_bits, unpack_bits
-from subnet.codec.indexcode import encode_group
-from subnet.codec.layout import groups
-from subnet.codec.sparseloco import unpack_indices
+from subnet.codec.sparseloco import pack_indices, unpack_indices
 from subnet.codec.wire import header_metadata, sign_and_pack
 
 torch.set_num_threads(1)
@@ -145,16 +143,8 @@ def test_scale_over_bound_and_negative() -> None:
 
 def _repack(enc, blocks, **override):
     """Re-encode (possibly hostile) per-block positions with the real index coder."""
-    sub = enc.cfg.sub_block_bits
-    offs, occs = [], []
-    for t, tb in zip(enc.layout.tensors, blocks):
-        for (rows, k, row_len), ix in zip(groups(t, enc.cfg.chunk), tb):
-            o, b = encode_group(ix, row_len, sub)
-            offs.append(o)
-            occs.append(b)
     t = _tensors(enc)
-    t["idx"] = pack_bits(torch.cat(offs), enc.cfg.offset_bits)
-    t["occ"] = pack_bits(torch.cat(occs), 1)
+    t["idx"], t["occ"] = pack_indices(enc, blocks)
     t.update(override)
     return t
 

@@ -201,6 +201,22 @@ def unpack_indices(encoded: EncodedUpdate, layout: Layout | None = None) -> list
     return out
 
 
+def pack_indices(encoded: EncodedUpdate, blocks: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of `unpack_indices`: per-tensor, per-block positions -> packed (idx, occ), unvalidated.
+
+    For tests and adversarial tooling that need hostile-but-well-formed index streams.
+    """
+    cfg = encoded.cfg
+    offs: list[torch.Tensor] = []
+    occs: list[torch.Tensor] = []
+    for t, tb in zip(encoded.layout.tensors, blocks):
+        for (_rows, _k, row_len), ix in zip(groups(t, cfg.chunk), tb):
+            o, b = encode_group(ix, row_len, cfg.sub_block_bits)
+            offs.append(o)
+            occs.append(b)
+    return pack_bits(torch.cat(offs), cfg.offset_bits), pack_bits(torch.cat(occs), 1)
+
+
 def decode_sparse(encoded: EncodedUpdate, shapes: Mapping[str, Sequence[int]] | None = None) -> list[SparseTensor]:
     """Unpack to per-tensor (flat index, fp32 value) pairs, validating sizes and indices."""
     if shapes is not None:

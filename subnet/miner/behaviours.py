@@ -65,10 +65,7 @@ import torch
 from bittensor.sp_core import Keypair
 from loguru import logger
 
-from subnet.codec.bitpack import pack_bits
-from subnet.codec.indexcode import encode_group
-from subnet.codec.layout import groups
-from subnet.codec.sparseloco import EncodedUpdate, Encoder, decode, unpack_indices
+from subnet.codec.sparseloco import EncodedUpdate, Encoder, decode, pack_indices, unpack_indices
 from subnet.codec.wire import ArtifactHeader, header_metadata, read_artifact, sign_and_pack, write_artifact
 from subnet.miner.train import inner_train
 from subnet.model.fragments import Fragment, fragment_shapes
@@ -164,15 +161,22 @@ def _wait_for_peer_artifact(rt: Any, w: int, mine: Assignment, victims: list, st
     return None
 
 
+def _victim_artifact(rt: Any, w: int, mine: Assignment, peers: list, assignments: dict[int, Assignment],
+                     stop: Callable[[], bool]) -> tuple[Any, Any] | dict:
+    """(victim, its verified artifact) for window `w`, or a {"reason": ...} saying why there is none."""
+    victims = _victims(rt, mine, peers, assignments)
+    if not victims:
+        return {"reason": "no peer with the same fragment to copy"}
+    found = _wait_for_peer_artifact(rt, w, mine, victims, stop)
+    return found if found is not None else {"reason": "nothing to copy before the deadline"}
+
+
 def copy_peer(rt: Any, w: int, mine: Assignment, peers: list, assignments: dict[int, Assignment],
               header: ArtifactHeader, stop: Callable[[], bool] = lambda: False) -> tuple[bytes | None, dict]:
     """Wait for another miner's artifact of our fragment in window `w`, re-sign it as ours."""
-    victims = _victims(rt, mine, peers, assignments)
-    if not victims:
-        return None, {"reason": "no peer with the same fragment to copy"}
-    found = _wait_for_peer_artifact(rt, w, mine, victims, stop)
-    if found is None:
-        return None, {"reason": "nothing to copy before the deadline"}
+    found = _victim_artifact(rt, w, mine, peers, assignments, stop)
+    if isinstance(found, dict):
+        return None, found
     v, art = found
     logger.info("copier: re-signing uid {}'s artifact for window {}", v.uid, w)
     return write_artifact(art.encoded, header, rt.wallet.hotkey), {"copied_from": v.uid}
@@ -181,12 +185,9 @@ def copy_peer(rt: Any, w: int, mine: Assignment, peers: list, assignments: dict[
 def copy_peer_noisy(rt: Any, w: int, mine: Assignment, peers: list, assignments: dict[int, Assignment],
                     header: ArtifactHeader, stop: Callable[[], bool] = lambda: False) -> tuple[bytes | None, dict]:
     """Copy a peer's update through decode -> + small noise -> fresh encode, so the bytes differ."""
-    victims = _victims(rt, mine, peers, assignments)
-    if not victims:
-        return None, {"reason": "no peer with the same fragment to copy"}
-    found = _wait_for_peer_artifact(rt, w, mine, victims, stop)
-    if found is None:
-        return None, {"reason": "nothing to copy before the deadline"}
+    found = _victim_artifact(rt, w, mine, peers, assignments, stop)
+    if isinstance(found, dict):
+        return None, found
     v, art = found
     shapes = fragment_shapes(rt.gm.model, rt.gm.fragment(mine.fragment))
     encoded = noisy_copy(art.encoded, shapes, rt.codec, seed=(rt.uid << 20) + w)
@@ -319,16 +320,8 @@ def _bad_index(enc: EncodedUpdate, header: ArtifactHeader, kp: Any) -> bytes:
         first[0, 1] = first[0, 0]
     else:  # k == 1: point past the end of the chunk instead
         first[0, 0] = (1 << enc.cfg.offset_bits) - 1
-    sub = enc.cfg.sub_block_bits
-    offs, occs = [], []
-    for t, tb in zip(enc.layout.tensors, blocks):
-        for (rows, k, row_len), ix in zip(groups(t, enc.cfg.chunk), tb):
-            o, b = encode_group(ix, row_len, sub)
-            offs.append(o)
-            occs.append(b)
     tensors = _tensors(enc)
-    tensors["idx"] = pack_bits(torch.cat(offs), enc.cfg.offset_bits)
-    tensors["occ"] = pack_bits(torch.cat(occs), 1)
+    tensors["idx"], tensors["occ"] = pack_indices(enc, blocks)
     return sign_and_pack(tensors, header_metadata(enc, header), kp)
 
 
