@@ -10,26 +10,18 @@ transfer it reported and apply none twice.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from harness.bench import load_bench
 
 torch.set_num_threads(1)
-
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "kill9.py"
 
 
 @pytest.fixture(scope="module")
 def k9():
-    spec = importlib.util.spec_from_file_location("bench_kill9", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("kill9")
 
 
 def test_miner_state_save_killed_loads_complete(k9, tmp_path) -> None:

@@ -9,27 +9,18 @@ decoder that refused everything at the first byte would not pass unnoticed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from harness.bench import load_bench
 
 from subnet.codec import ArtifactError
 
 torch.set_num_threads(1)
 
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "fuzz_decoder.py"
-
 
 @pytest.fixture(scope="module")
 def fuzz():
-    spec = importlib.util.spec_from_file_location("bench_fuzz_decoder", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("fuzz_decoder")
 
 
 def test_3000_mutated_artifacts_refused_with_typed_errors(fuzz, tmp_path) -> None:
