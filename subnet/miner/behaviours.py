@@ -140,23 +140,28 @@ def _victims(rt: Any, mine: Assignment, peers: list, assignments: dict[int, Assi
             and assignments.get(p.uid) is not None and assignments[p.uid].fragment == mine.fragment]
 
 
+def _read_peer_artifact(rt: Any, peer: Any, key: str, shapes: Any) -> Any:
+    """A peer's verified artifact at `key`, or None (a peer's broken store or file is not our problem)."""
+    try:
+        data = open_store(peer.location).get(key, rt.cfg.store.max_artifact_bytes)
+        if data is None:
+            return None
+        return read_artifact(data, expected_hotkey=peer.hotkey, max_bytes=rt.cfg.store.max_artifact_bytes,
+                             shapes=shapes)
+    except Exception as exc:  # noqa: BLE001 - adversary tooling: any failure means "nothing to steal"
+        logger.debug("cannot use {} of uid {}: {}", key, peer.uid, exc)
+        return None
+
+
 def _wait_for_peer_artifact(rt: Any, w: int, mine: Assignment, victims: list, stop: Callable[[], bool]):
     """Poll the victims' stores until one holds a readable window-`w` artifact; (victim, Artifact) or None."""
     deadline = window_end(w, rt.window_params) - 1
     shapes = fragment_shapes(rt.gm.model, rt.gm.fragment(mine.fragment))
     while rt.chain.block() < deadline and not stop():
         for v in victims:
-            key = artifact_key(rt.netuid, w, v.hotkey, mine.fragment)
-            try:
-                data = open_store(v.location).get(key, rt.cfg.store.max_artifact_bytes)
-                if data is None:
-                    continue
-                art = read_artifact(data, expected_hotkey=v.hotkey, max_bytes=rt.cfg.store.max_artifact_bytes,
-                                    shapes=shapes)
-            except Exception as exc:  # a victim's broken store or file is not our problem
-                logger.debug("copier: cannot use {}: {}", key, exc)
-                continue
-            return v, art
+            art = _read_peer_artifact(rt, v, artifact_key(rt.netuid, w, v.hotkey, mine.fragment), shapes)
+            if art is not None:
+                return v, art
         time.sleep(0.5)
     return None
 
@@ -358,15 +363,8 @@ def replay(rt: Any, w: int, mine: Assignment, header: ArtifactHeader, peers: lis
             a = past.get(p.uid)
             if p.uid == rt.uid or not p.location or p.validator_permit or a is None or a.fragment != mine.fragment:
                 continue
-            key = artifact_key(rt.netuid, old, p.hotkey, a.fragment)
-            try:
-                data = open_store(p.location).get(key, rt.cfg.store.max_artifact_bytes)
-                if data is None:
-                    continue
-                art = read_artifact(data, expected_hotkey=p.hotkey, max_bytes=rt.cfg.store.max_artifact_bytes,
-                                    shapes=shapes)
-            except Exception as exc:
-                logger.debug("replay: cannot use {}: {}", key, exc)
+            art = _read_peer_artifact(rt, p, artifact_key(rt.netuid, old, p.hotkey, a.fragment), shapes)
+            if art is None:
                 continue
             forged = ArtifactHeader(**{**_fields(header), "base_version": art.header.base_version})
             logger.info("replay: uid {}'s window-{} artifact (base version {}) re-signed for window {}",
