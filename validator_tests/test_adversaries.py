@@ -149,8 +149,8 @@ def test_sybils_get_at_most_one_share(quality: RunResult) -> None:
         same = payload.get((sybils[0], e["window"])) == payload.get((sybils[1], e["window"])) is not None
         if same and all(r.get("score") is not None and not r["reason"].startswith(("rejected", "stale"))
                         for r in rows):
-            shared += 1  # bit-identical uploads, both scored: exactly one is charged
+            shared += 1  # bit-identical uploads, both scored: at least one is charged, at most one paid
             charged = [r for r in rows if r["reason"].startswith(("copy of uid", "shares a store with uid"))]
-            assert len(charged) == 1, (e["window"], rows)
-            assert int(charged[0]["reason"].split()[-1]) in sybils
+            assert charged, (e["window"], rows)
+            assert sum((r.get("score") or 0) > 0 for r in rows) <= 1, (e["window"], rows)
     assert shared >= 1, "the two sybils never shared a fragment: the attack was not exercised"

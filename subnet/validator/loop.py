@@ -192,11 +192,7 @@ class Validator:
         owners = {cfg.competition.owner_uid, self._owner_uid}  # the subnet owner does not compete
         competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
 
-        shared = _shared_stores(competitors)
-        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) if p.uid not in shared
-                   else Scored(uid=p.uid, hotkey=p.hotkey, fragment=assignments[p.uid].fragment, score=0.0,
-                               reason=f"shares a store with uid {shared[p.uid]}", detail={})
-                   for p in competitors]
+        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) for p in competitors]
         # copy detection over every verified upload, within each fragment: the later upload is charged
         subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
                            commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
@@ -205,6 +201,11 @@ class Validator:
         for r in results:
             if r.uid in copies:
                 r.score, r.reason, r.artifact = 0.0, f"copy of uid {copies[r.uid]}", None
+        # after copy detection, so a sybil's upload still counts as the original a copier took
+        shared = _shared_stores(competitors)
+        for r in results:
+            if r.uid in shared and r.uid not in copies:
+                r.score, r.reason, r.artifact = 0.0, f"shares a store with uid {shared[r.uid]}", None
         self._gate_norm_outliers(results)
         for r in results:
             if r.artifact is not None and r.score is None:
