@@ -10,7 +10,7 @@ seam. Neurons use only the returned client, so the same code runs on both.
 from __future__ import annotations
 
 from subnet.chain.factory import DEVNET_DEFAULT_URL, chain_call, devnet_url, make_subtensor
-from subnet.chain.commitments import commitment_call, read_commitments
+from subnet.chain.commitments import commitment_call
 
 __all__ = [
     "DEVNET_DEFAULT_URL",
@@ -18,5 +18,4 @@ __all__ = [
     "commitment_call",
     "devnet_url",
     "make_subtensor",
-    "read_commitments",
 ]

@@ -23,9 +23,3 @@ def commitment_call(netuid: int, text: str):
     return bt.calls.Commitments.set_commitment(
         netuid=netuid, info={"fields": [{f"Raw{len(data)}": "0x" + data.hex()}]}
     )
-
-
-def read_commitments(subtensor, netuid: int) -> dict[int, str]:
-    """uid -> visible commitment text, from the metagraph."""
-    graph = subtensor.subnets.metagraph(netuid)
-    return {n.uid: n.commitment.value for n in graph.neurons if n.commitment and n.commitment.value}
