@@ -423,9 +423,16 @@ class StoreConfig:
     """Refuse to download an artifact larger than this many bytes."""
     allow_local_peers: bool = False
     """Read peers' file:// store locations (always allowed on the devnet; never on a real network)."""
+    allow_private_peer_endpoints: bool = False
+    """For operators on a private network: lets peer endpoints be http or private addresses."""
+    peer_request_timeout_s: float = 10.0
+    """Wall-clock limit of one request to a peer's store (DNS, connect, TLS, headers), plus 1 s per 4 MiB of body."""
+    peer_attempts: int = 2
+    """Requests per peer read, retried only on connection errors and 5xx (worst case: attempts x timeout)."""
 
     def __post_init__(self) -> None:
-        _positive("StoreConfig", max_artifact_bytes=self.max_artifact_bytes)
+        _positive("StoreConfig", max_artifact_bytes=self.max_artifact_bytes,
+                  peer_request_timeout_s=self.peer_request_timeout_s, peer_attempts=self.peer_attempts)
 
 
 @dataclass(frozen=True, kw_only=True)

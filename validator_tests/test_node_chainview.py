@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from subnet.node.chain import COMMIT_PREFIX, Peer, lead_validator, parse_commitment
 from subnet.node.peerstores import PeerStores, is_local
-from subnet.storage.local import LocalDirStore
+from subnet.storage.peer import LocalPeerReader
 
 
 def _peer(uid: int, stake: float, permit: bool = True, location: str | None = "s3://b/x") -> Peer:
@@ -34,7 +34,7 @@ def test_peer_stores_refuse_local_paths_off_devnet(tmp_path):
     assert PeerStores(allow_local=False).get(loc) is None
     stores = PeerStores(allow_local=True)
     store = stores.get(loc)
-    assert isinstance(store, LocalDirStore)
+    assert isinstance(store, LocalPeerReader)
     assert stores.get(loc) is store  # opened once, reused
     assert stores.get("s3://UPPER_case_bad") is None  # malformed: refused, not raised
     assert stores.get(None) is None

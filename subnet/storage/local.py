@@ -4,7 +4,9 @@ Writes are atomic and durable: the bytes go to a temp file in the target
 directory, are fsynced, then `os.replace`d over the key and the directory is
 fsynced, so a reader (or a kill -9) sees either the old object or the new one.
 Keys are validated (base.validate_key) and resolved under the root, so no key
-can reach outside it.
+can reach outside it. This is OUR store; peers' directories (devnet) are read
+by subnet/storage/peer.LocalPeerReader, which follows no links and creates
+nothing.
 """
 
 from __future__ import annotations
@@ -25,18 +27,21 @@ class LocalDirStore:
     """ArtifactStore over a local directory."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().resolve()
         try:
+            self.root = Path(root).expanduser().resolve()
             self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"cannot create store directory {self.root}: {e}") from e
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on the way
+            raise StorageError(f"cannot create store directory {root}: {e}") from e
 
     @property
     def location(self) -> str:
         return self.root.as_uri()
 
     def _path(self, key: str) -> Path:
-        p = (self.root / validate_key(key)).resolve()
+        try:
+            p = (self.root / validate_key(key)).resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop under the root
+            raise BadKey(f"key {key!r} cannot be resolved under the store: {e}") from e
         if not p.is_relative_to(self.root) or p == self.root:
             raise BadKey(f"key {key!r} resolves outside the store")
         return p

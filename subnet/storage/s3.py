@@ -3,16 +3,23 @@
 Design:
 - `endpoint_url` selects the service; path-style addressing is used with a
   custom endpoint (MinIO/moto need it, R2 accepts it).
-- Retries are layered: botocore's "standard" mode retries throttling/5xx and
-  some connection errors; our own loop retries connection failures and read
-  timeouts with exponential backoff + jitter, then raises StorageError.
+- One retry layer, ours: botocore makes exactly one HTTP attempt per call
+  (total_max_attempts=1) and `_retry` retries connection errors, timeouts,
+  5xx/throttling and a GET body cut short, `attempts` requests in all, with
+  capped exponential backoff + jitter; then StorageError (or None for a body
+  cut on every attempt). Worst case per call: `attempts` HTTP requests, each
+  bounded by connect_timeout_s + read_timeout_s per socket read (this is OUR
+  store, a trusted server; peers' stores are read by subnet/storage/peer.py
+  under a wall-clock deadline), plus backoff <= sum over i < attempts-1 of
+  1.5 x min(backoff_max_s, backoff_base_s x 2**i). Defaults: 3 requests, a
+  silent server fails after 3 x 30 s + 2.25 s (was up to 27 requests).
 - `get` never loads more than `max_bytes + 1` bytes: an object whose
   ContentLength is over the limit is refused before its body is read; a body
   that ends early (truncated, connection cut) is retried, then reported as
   absent (None). A missing object is None. None is logged, never raised.
 - Credentials come from the standard AWS chain (env AWS_ACCESS_KEY_ID /
   AWS_SECRET_ACCESS_KEY, shared config, AWS_PROFILE); with none, requests are
-  unsigned, which reads public buckets (e.g. an R2 bucket with public read).
+  unsigned. Only our own store is opened here (subnet/storage/base.open_store).
 """
 
 from __future__ import annotations
@@ -39,6 +46,12 @@ T = TypeVar("T")
 _TRANSPORT_ERRORS = (bce.ConnectionError, bce.HTTPClientError, ResponseParserError, ValueError)
 _BODY_ERRORS = (bce.IncompleteReadError, bce.ResponseStreamingError, bce.ReadTimeoutError, bce.ConnectionClosedError)
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_RETRY_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
+                "InternalError", "ServiceUnavailable", "TooManyRequests", "RequestLimitExceeded"}
+
+
+class _BodyCut(Exception):
+    """A GET whose body ended early: retried like a transport error, then reported as absent."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +60,8 @@ class S3Options:
 
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
-    botocore_attempts: int = 3  # total attempts inside botocore (standard mode)
-    attempts: int = 3  # our own attempts around each call, for connection errors
+    botocore_attempts: int = 1  # ignored, kept for compatibility: botocore makes one attempt (one retry layer)
+    attempts: int = 3  # HTTP requests per call in all (the only retry layer)
     backoff_base_s: float = 0.5  # sleep base * 2**i (+ up to 50 % jitter) between our attempts
     backoff_max_s: float = 8.0
     list_page_size: int = 1000  # keys per ListObjectsV2 page (S3 caps it at 1000)
@@ -65,6 +78,7 @@ class S3Store:
             validate_key(self.prefix)
         self.endpoint_url = endpoint_url
         self.region = region
+        self._addressing_given = addressing
         self.addressing = addressing or ("path" if endpoint_url else "auto")
         self.options = options or S3Options()
         session = boto3.session.Session()
@@ -74,7 +88,7 @@ class S3Store:
         cfg = Config(
             connect_timeout=self.options.connect_timeout_s,
             read_timeout=self.options.read_timeout_s,
-            retries={"max_attempts": self.options.botocore_attempts, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},  # the only retry layer is `_retry`
             s3={"addressing_style": self.addressing},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -84,7 +98,8 @@ class S3Store:
 
     @property
     def location(self) -> str:
-        query = {k: v for k, v in (("endpoint", self.endpoint_url), ("region", self.region)) if v}
+        query = {k: v for k, v in (("endpoint", self.endpoint_url), ("region", self.region),
+                                   ("addressing", self._addressing_given)) if v}
         path = f"/{self.prefix}" if self.prefix else ""
         return f"s3://{self.bucket}{path}" + (f"?{urlencode(query, safe=':/')}" if query else "")
 
@@ -93,22 +108,28 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        """Run `fn` up to `attempts` times: each call is one HTTP request; raises StorageError (or _BodyCut)."""
         opts = self.options
         for attempt in range(opts.attempts):
             try:
                 return fn()
-            except _TRANSPORT_ERRORS as e:
-                if attempt + 1 >= opts.attempts:
-                    raise StorageError(f"s3 {what} on {self.location} failed after {opts.attempts} attempts: {e}",
-                                       remediation="check the endpoint is reachable") from e
-                delay = min(opts.backoff_max_s, opts.backoff_base_s * 2**attempt) * (1 + 0.5 * random.random())
-                logger.warning("s3 {} on {}: {} (attempt {}/{}), retrying in {:.2f}s", what, self.location,
-                               type(e).__name__, attempt + 1, opts.attempts, delay)
-                time.sleep(delay)
+            except (_BodyCut, *_TRANSPORT_ERRORS) as e:
+                err: Exception = e
             except bce.NoCredentialsError as e:
                 raise StorageError(f"s3 {what}: no credentials", remediation="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from e
             except bce.ClientError as e:
-                raise StorageError(f"s3 {what} on {self.location}: {_code(e)} {e}") from e
+                if not _retryable(e):
+                    raise StorageError(f"s3 {what} on {self.location}: {_code(e)} {e}") from e
+                err = e
+            if attempt + 1 >= opts.attempts:
+                if isinstance(err, _BodyCut):
+                    raise err
+                raise StorageError(f"s3 {what} on {self.location} failed after {opts.attempts} attempts: {err}",
+                                   remediation="check the endpoint is reachable") from err
+            delay = min(opts.backoff_max_s, opts.backoff_base_s * 2**attempt) * (1 + 0.5 * random.random())
+            logger.warning("s3 {} on {}: {} (attempt {}/{}), retrying in {:.2f}s", what, self.location,
+                           type(err).__name__, attempt + 1, opts.attempts, delay)
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def put(self, key: str, data: bytes) -> None:
@@ -117,44 +138,42 @@ class S3Store:
 
     def get(self, key: str, max_bytes: int) -> bytes | None:
         full = self._key(key)
-        for attempt in range(self.options.attempts):
-            try:
-                resp = self._retry(f"get {key}", lambda: self.client.get_object(Bucket=self.bucket, Key=full))
-            except StorageError as e:
-                if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in _MISSING_CODES:
-                    logger.debug("s3 get {}: absent", key)
-                    return None
-                raise
-            body = resp["Body"]
-            length = int(resp.get("ContentLength", -1))
-            if length < 0:  # headers cut before Content-Length: an empty body is not the object
-                body.close()
-                logger.warning("s3 get {}: response without a Content-Length (cut short), attempt {}/{}", key,
-                               attempt + 1, self.options.attempts)
-                continue
-            if length > max_bytes:
-                body.close()
-                logger.warning("s3 get {}: {} bytes, over the {}-byte limit; treated as absent", key, length, max_bytes)
+        try:
+            return self._retry(f"get {key}", lambda: self._get_once(full, key, max_bytes))
+        except _BodyCut as e:
+            logger.warning("s3 get {}: truncated on every attempt ({}); treated as absent", key, e)
+            return None
+        except StorageError as e:
+            if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in _MISSING_CODES:
+                logger.debug("s3 get {}: absent", key)
                 return None
-            try:
-                data = body.read(max_bytes + 1)
-                rest = body.read(1)  # forces botocore's content-length check at end of stream
-            except _BODY_ERRORS as e:
-                logger.warning("s3 get {}: body cut short ({}), attempt {}/{}", key, type(e).__name__, attempt + 1,
-                               self.options.attempts)
-                continue
-            finally:
-                body.close()
-            if rest or len(data) > max_bytes:
-                logger.warning("s3 get {}: body exceeds the {}-byte limit; treated as absent", key, max_bytes)
-                return None
-            if length >= 0 and len(data) != length:
-                logger.warning("s3 get {}: got {} of {} bytes, attempt {}/{}", key, len(data), length, attempt + 1,
-                               self.options.attempts)
-                continue
-            return data
-        logger.warning("s3 get {}: truncated on every attempt; treated as absent", key)
-        return None
+            raise
+
+    def _get_once(self, full: str, key: str, max_bytes: int) -> bytes | None:
+        """One GET: the bytes, None when over the limit, _BodyCut when the body ended early."""
+        resp = self.client.get_object(Bucket=self.bucket, Key=full)
+        body = resp["Body"]
+        length = int(resp.get("ContentLength", -1))
+        if length < 0:  # headers cut before Content-Length: an empty body is not the object
+            body.close()
+            raise _BodyCut("response without a Content-Length")
+        if length > max_bytes:
+            body.close()
+            logger.warning("s3 get {}: {} bytes, over the {}-byte limit; treated as absent", key, length, max_bytes)
+            return None
+        try:
+            data = body.read(max_bytes + 1)
+            rest = body.read(1)  # forces botocore's content-length check at end of stream
+        except _BODY_ERRORS as e:
+            raise _BodyCut(f"body cut short ({type(e).__name__})") from e
+        finally:
+            body.close()
+        if rest or len(data) > max_bytes:
+            logger.warning("s3 get {}: body exceeds the {}-byte limit; treated as absent", key, max_bytes)
+            return None
+        if len(data) != length:
+            raise _BodyCut(f"got {len(data)} of {length} bytes")
+        return data
 
     def exists(self, key: str) -> bool:
         return self.modified(key) is not None
@@ -198,6 +217,12 @@ class S3Store:
             if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 return
             raise
+
+
+def _retryable(e: bce.ClientError) -> bool:
+    """Throttling and server-side errors are worth another attempt; 4xx answers are not."""
+    meta: dict[str, Any] = e.response.get("ResponseMetadata", {}) if hasattr(e, "response") else {}
+    return _code(e) in _RETRY_CODES or int(meta.get("HTTPStatusCode") or 0) >= 500
 
 
 def _code(e: bce.ClientError) -> str:
