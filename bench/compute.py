@@ -200,6 +200,8 @@ def worker_validator(preset: str, threads: int, art_dir: str, checkpoints: list[
     import torch
 
     torch.set_num_threads(threads)
+    from bittensor.sp_core import Keypair
+
     from subnet.codec.config import CodecConfig
     from subnet.codec.sparseloco import decode
     from subnet.codec.wire import read_artifact
@@ -241,6 +243,7 @@ def worker_validator(preset: str, threads: int, art_dir: str, checkpoints: list[
     kept: list[dict[str, Any]] = []  # what the real loop keeps per contribution until aggregation
     per: list[dict[str, float]] = []
     points: list[dict[str, Any]] = []
+    lead_key = Keypair.create_from_uri("//TesseraBenchLead")  # the lead signs what it publishes
     with tempfile.TemporaryDirectory(prefix="tessera-bench-lead-") as lead_dir:
         lead_store = open_store(lead_dir)
         for n, m in enumerate(miners[: max(checkpoints)], start=1):
@@ -280,7 +283,7 @@ def worker_validator(preset: str, threads: int, art_dir: str, checkpoints: list[
             by_uid = {ctr.uid: ctr for ctr in chosen}
             apply_decoded(gm, manifest, [by_uid[en.uid].delta for en in manifest.entries], verify_hash=False)
             _ = gm.model_hash
-            publish_manifest(lead_store, manifest)
+            publish_manifest(lead_store, manifest, lead_key)
             mean_loss(gm.model, heldout_b)  # the lead's held-out loss after the step
             g, cg = time.perf_counter(), time.process_time()
             # The model moved by one manifest (as it would by the next window); later scores are

@@ -9,6 +9,7 @@ import torch
 
 from subnet.codec import BadShape, CodecConfig, NonFinite, Encoder, apply_sparse, decode, decode_sparse
 from subnet.codec.bitpack import pack_bits, packed_len, unpack_bits
+from subnet.codec.errors import Malformed
 from subnet.codec.indexcode import best_sub_block_bits, decode_group, encode_group, occupancy_bits
 from subnet.codec.layout import build_layout
 
@@ -99,6 +100,25 @@ def test_bitpack_round_trip(nbits: int) -> None:
         packed = pack_bits(codes, nbits)
         assert packed.numel() == packed_len(n, nbits)
         assert torch.equal(unpack_bits(packed, nbits, n), codes)
+
+
+def test_bitpack_refuses_bad_parameters_with_typed_errors() -> None:
+    for nbits in (0, -1, 25, True):
+        with pytest.raises(Malformed):
+            unpack_bits(torch.zeros(4, dtype=torch.uint8), nbits, 4)
+        with pytest.raises(Malformed):
+            pack_bits(torch.zeros(4, dtype=torch.int64), nbits)
+    with pytest.raises(BadShape):
+        unpack_bits(torch.zeros(3, dtype=torch.uint8), 8, 4)
+    with pytest.raises(Malformed):
+        unpack_bits(torch.zeros(4, dtype=torch.int64), 8, 4)
+
+
+@pytest.mark.parametrize("chunk,topk", [(256, 256), (2, 2), (4096, 4096), (8, 7), (4096, 2048), (64, 0), (1, 1)])
+def test_codec_refuses_dense_or_out_of_range_parameters(chunk: int, topk: int) -> None:
+    """topk == chunk, or so dense that index offsets would be 0 bits: refused before bitpack sees them."""
+    with pytest.raises(Malformed):
+        CodecConfig(chunk=chunk, topk=topk)
 
 
 @pytest.mark.parametrize("chunk,k", [(4096, 64), (4096, 256), (4096, 1), (64, 1), (64, 4), (100, 3), (256, 17), (2, 2)])

@@ -1,16 +1,21 @@
-"""Manifest: canonical bytes, sha256, strict parsing of peer input."""
+"""Manifest: canonical bytes, sha256, signing message, strict parsing of peer input."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 
 import pytest
+from bittensor.sp_core import Keypair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subnet.errors import ProtocolError
 from subnet.protocol.keys import artifact_key
-from subnet.protocol.manifest import Manifest, ManifestEntry
+from subnet.protocol.manifest import SIGNING_DOMAIN, Manifest, ManifestEntry
+
+ALICE = Keypair.create_from_uri("//Alice")
 
 
 def entry(fragment: int, uid: int, hotkey: str = "hk", weight: float = 1.0) -> ManifestEntry:
@@ -33,7 +38,28 @@ def test_canonical_and_golden_hash() -> None:
     assert Manifest.from_json(text.encode()).sha256 == m.sha256
     # Order of construction must not change the bytes.
     assert manifest((entry(0, 5, weight=0.25), entry(1, 3))).sha256 == m.sha256
-    assert m.sha256 == "0470bc876dbad4dce5170513301510162a0016443399e39aacc299a805ed1464"
+    assert m.sha256 == "fd2b4fcad15a5910743adafc68b39c842f847080e352ca0a9e4d9b432f1d6db6"
+
+
+def test_sign_covers_every_field_but_the_signature() -> None:
+    m = manifest((entry(1, 3), entry(0, 5, weight=0.25)))
+    assert m.signer is None and m.signature is None and m.schema == 2
+    signed = m.sign(ALICE)
+    assert signed.signer == ALICE.ss58_address and len(signed.signature) == 128
+    assert dataclasses.replace(signed, signer=None, signature=None) == m  # a copy; content unchanged
+    msg = signed.signing_message()
+    assert msg.startswith(SIGNING_DOMAIN)
+    body = json.loads(msg[len(SIGNING_DOMAIN):])
+    assert "signature" not in body and body["signer"] == ALICE.ss58_address and body["model_hash"] == "ab" * 32
+    # sr25519 signatures are randomised, so the golden value is the message, not the signed bytes.
+    assert hashlib.sha256(msg).hexdigest() == "0f753b77b0edf85167dc4444d58214f1971c244d793caf87c21f6c4005a7aba3"
+    assert Keypair(ss58_address=ALICE.ss58_address).verify(msg, bytes.fromhex(signed.signature))
+    again = Manifest.from_json(signed.to_json())
+    assert again == signed and again.signing_message() == msg
+    # Changing any field changes what is signed.
+    for change in ({"outer_lr": 0.8}, {"model_hash": "cd" * 32}, {"new_version": 6, "base_version": 5},
+                   {"signer": Keypair.create_from_uri("//Bob").ss58_address}):
+        assert dataclasses.replace(signed, **change).signing_message() != msg
 
 
 @settings(max_examples=40, deadline=None)
@@ -60,7 +86,10 @@ def _mutated(**changes: object) -> str:
 
 @pytest.mark.parametrize("text", [
     "", "[]", "{", "null", "NaN",
-    _mutated(window=-1), _mutated(window="9"), _mutated(new_version=4), _mutated(schema=2),
+    _mutated(window=-1), _mutated(window="9"), _mutated(new_version=4), _mutated(schema=1), _mutated(schema=3),
+    _mutated(signer=...), _mutated(signature=...), _mutated(signature="ab" * 64),  # a signature needs a signer
+    _mutated(signer="../x"), _mutated(signer=7), _mutated(signer=ALICE.ss58_address, signature="AB" * 64),
+    _mutated(signer=ALICE.ss58_address, signature="ab" * 63), _mutated(signer=ALICE.ss58_address, signature=5),
     _mutated(outer_lr=-1), _mutated(entries={}), _mutated(extra=1), _mutated(model_hash=...),
     _mutated(model_hash="xyz"), _mutated(aggregation={"a": [1]}), _mutated(aggregation=[]),
     _mutated(entry_sha256="A" * 64), _mutated(entry_weight=-0.5), _mutated(entry_hotkey="../x"),

@@ -13,12 +13,15 @@ import math
 
 import torch
 
+from subnet.codec.errors import BadShape, Malformed
+
 _MAX_BITS = 24
 
 
 def _check(nbits: int) -> None:
-    if not 1 <= nbits <= _MAX_BITS:
-        raise ValueError(f"nbits must be in [1, {_MAX_BITS}], got {nbits}")
+    # Typed, not ValueError: nbits comes from codec parameters a peer's header may carry.
+    if isinstance(nbits, bool) or not isinstance(nbits, int) or not 1 <= nbits <= _MAX_BITS:
+        raise Malformed(f"nbits must be an int in [1, {_MAX_BITS}], got {nbits!r}")
 
 
 def packed_len(n: int, nbits: int) -> int:
@@ -56,9 +59,11 @@ def unpack_bits(packed: torch.Tensor, nbits: int, n: int) -> torch.Tensor:
     _check(nbits)
     packed = packed.reshape(-1)
     if packed.dtype != torch.uint8:
-        raise ValueError(f"packed must be uint8, got {packed.dtype}")
+        raise Malformed(f"packed must be uint8, got {packed.dtype}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise BadShape(f"code count must be a non-negative int, got {n!r}")
     if packed.numel() != packed_len(n, nbits):
-        raise ValueError(f"expected {packed_len(n, nbits)} packed bytes for {n} codes of {nbits} bits, got {packed.numel()}")
+        raise BadShape(f"expected {packed_len(n, nbits)} packed bytes for {n} codes of {nbits} bits, got {packed.numel()}")
     group_bits = math.lcm(nbits, 8)
     if group_bits <= 56:
         per = group_bits // nbits

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from subnet.codec.errors import Malformed
+from subnet.codec.indexcode import best_sub_block_bits
 
 MAX_CHUNK = 1 << 20
 
@@ -49,8 +50,6 @@ class CodecConfig:
     @property
     def sub_block_bits(self) -> int | None:
         """log2 of the index sub-block size, or None for plain fixed-width indices (indexcode.py)."""
-        from subnet.codec.indexcode import best_sub_block_bits
-
         return best_sub_block_bits(self.chunk, self.topk)
 
     @property
@@ -70,15 +69,24 @@ class CodecConfig:
 
 
 def validate_params(chunk: int, topk: int, value_bits: int, min_tail_k: int = 1) -> None:
-    """Range-check codec integers (also used on untrusted header values)."""
+    """Range-check codec integers (also used on untrusted header values).
+
+    Besides the ranges, refuses combinations the index coding cannot carry:
+    topk == chunk (nothing to select) and densities so high that the best
+    sub-block size is 1 element (0-bit offsets; about topk/chunk > 0.44). No
+    honest SparseLoCo setting is near either, and refusing them here, with a
+    typed error, keeps a peer's header from reaching bitpack with nbits = 0.
+    """
     for name, v in (("chunk", chunk), ("topk", topk), ("value_bits", value_bits), ("min_tail_k", min_tail_k)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise Malformed(f"codec {name} must be an int, got {type(v).__name__}")
     if not 2 <= chunk <= MAX_CHUNK:
         raise Malformed(f"codec chunk must be in [2, {MAX_CHUNK}], got {chunk}")
-    if not 1 <= topk <= chunk:
-        raise Malformed(f"codec topk must be in [1, chunk={chunk}], got {topk}")
+    if not 1 <= topk < chunk:
+        raise Malformed(f"codec topk must be in [1, chunk={chunk}), got {topk}")
     if not 1 <= value_bits <= 8:
         raise Malformed(f"codec value_bits must be in [1, 8], got {value_bits}")
     if not 1 <= min_tail_k <= chunk:
         raise Malformed(f"codec min_tail_k must be in [1, chunk], got {min_tail_k}")
+    if best_sub_block_bits(chunk, topk) == 0:
+        raise Malformed(f"codec topk={topk} of chunk={chunk} is too dense for the index coding (0-bit offsets)")

@@ -216,7 +216,7 @@ def read_artifact(
     """
     check_size(len(data), max_bytes)
     view = memoryview(data)
-    c = parse_container(view, max_header_bytes=min(MAX_HEADER_BYTES, max_bytes))
+    c = parse_container(view, max_header_bytes=min(MAX_HEADER_BYTES, max_bytes), max_tensors=len(TENSOR_ORDER))
     meta = c.metadata
     if set(meta) != _META_KEYS:
         missing, extra = sorted(_META_KEYS - set(meta)), sorted(set(meta) - _META_KEYS)

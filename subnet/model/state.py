@@ -26,6 +26,7 @@ from subnet.atomic import write_bytes_atomic
 from subnet.errors import ModelError
 
 META_KEY = "tessera_meta"
+MAX_HEADER_BYTES = 64 << 20  # safetensors header: tensor table + metadata
 
 
 def _state(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
@@ -74,24 +75,51 @@ def _split_meta(header: Mapping[str, str] | None) -> dict[str, Any]:
     raw = (header or {}).get(META_KEY)
     if raw is None:
         return {}
+    if not isinstance(raw, str):
+        raise ModelError("checkpoint meta must be a JSON string")
     try:
         meta = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelError(f"checkpoint meta is not JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise ModelError("checkpoint meta must be a JSON object")
     return meta
 
 
-def load_checkpoint_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Inverse of `checkpoint_bytes`."""
+def read_checkpoint_meta(data: bytes | bytearray | memoryview, *,
+                         max_header_bytes: int = MAX_HEADER_BYTES) -> dict[str, Any]:
+    """The `meta` of checkpoint bytes from the safetensors header alone: no tensor is parsed.
+
+    Lets a follower check a checkpoint's signature and claims before handing
+    peer bytes to the tensor parser. The length prefix is bounded before
+    anything is decoded; a malformed header raises ModelError.
+    """
+    view = memoryview(data)
+    if len(view) < 8:
+        raise ModelError(f"checkpoint is {len(view)} bytes, shorter than the safetensors length prefix")
+    n = int.from_bytes(view[:8], "little")
+    if n > max_header_bytes or 8 + n > len(view):
+        raise ModelError(f"checkpoint header claims {n} bytes (limit {max_header_bytes}, file {len(view)})")
     try:
-        state = load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len]).get("__metadata__")
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelError(f"not a safetensors checkpoint: {exc}") from exc
-    return state, _split_meta(header)
+        header = json.loads(bytes(view[8 : 8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"checkpoint header is not JSON: {type(exc).__name__}") from None
+    if not isinstance(header, dict):
+        raise ModelError("checkpoint header is not a JSON object")
+    meta = header.get("__metadata__")
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise ModelError("checkpoint __metadata__ must map strings to strings")
+    return _split_meta(meta)
+
+
+def load_checkpoint_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Inverse of `checkpoint_bytes`; anything malformed (peer bytes) raises ModelError."""
+    meta = read_checkpoint_meta(data)
+    try:
+        state = load(bytes(data))
+    except Exception as exc:  # noqa: BLE001 - the parser's own errors on hostile bytes are not all SafetensorError
+        raise ModelError(f"not a safetensors checkpoint: {type(exc).__name__}: {exc}") from exc
+    return state, meta
 
 
 def save_checkpoint(model_or_state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike[str],

@@ -4,6 +4,12 @@ Every miner and validator applies the same manifest to reach the same model
 version, so its bytes must be canonical: JSON with sorted keys, no whitespace,
 no NaN/Infinity, entries sorted by (fragment, uid, hotkey). `sha256` is over
 those bytes. `from_json` re-validates everything: a manifest is peer input.
+
+Schema 2 manifests carry the lead's hotkey (`signer`) and its sr25519
+`signature` over SIGNING_DOMAIN + the canonical JSON of every other field
+(signer and model_hash included), so authority is the lead's key, not write
+access to its store. `sign` makes the signed copy; checking it against the
+hotkey the chain names as lead is `subnet.sync.signing.verify_manifest_signature`.
 """
 
 from __future__ import annotations
@@ -12,15 +18,26 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from subnet.errors import ProtocolError
 from subnet.protocol.keys import check_hotkey, parse_artifact_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SIGNING_DOMAIN = b"tessera.manifest.v2/sign\n"
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_SIGNATURE = re.compile(r"[0-9a-f]{128}", re.ASCII)
 Scalar = str | int | float | bool
+
+
+class Signer(Protocol):
+    """What `Manifest.sign` needs from a key (a `bittensor.sp_core.Keypair`)."""
+
+    @property
+    def ss58_address(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 def _int(name: str, value: Any, minimum: int = 0) -> int:
@@ -90,6 +107,8 @@ class Manifest:
     outer_lr: outer learning rate the merged pseudo-gradient is applied with.
     aggregation: free-form scalar parameters of the aggregation rule (e.g. top_g, clip).
     model_hash: optional `model.state.model_hash` after applying, so followers can verify.
+    signer / signature: the lead's ss58 hotkey and its hex sr25519 signature over
+        `signing_message()`; signature None on an unsigned manifest (which followers refuse).
     """
 
     netuid: int
@@ -100,6 +119,8 @@ class Manifest:
     outer_lr: float = 1.0
     aggregation: Mapping[str, Scalar] = field(default_factory=dict)
     model_hash: str | None = None
+    signer: str | None = None
+    signature: str | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -114,6 +135,16 @@ class Manifest:
         object.__setattr__(self, "outer_lr", _float("outer_lr", self.outer_lr, minimum=0.0))
         if self.model_hash is not None:
             _sha("model_hash", self.model_hash)
+        if self.signature is not None and self.signer is None:
+            raise ProtocolError("manifest has a signature but no signer")
+        if self.signer is not None:
+            try:
+                check_hotkey(self.signer)
+            except ProtocolError as exc:
+                raise ProtocolError(f"manifest signer: {exc}") from exc
+        if self.signature is not None and (not isinstance(self.signature, str)
+                                           or not _SIGNATURE.fullmatch(self.signature)):
+            raise ProtocolError("manifest signature must be 128 lowercase hex chars (64 bytes)")
         entries = tuple(self.entries)
         seen: set[tuple[int, str]] = set()
         for e in entries:
@@ -156,11 +187,24 @@ class Manifest:
             "aggregation": dict(self.aggregation),
             "model_hash": self.model_hash,
             "entries": [e.to_dict() for e in self.entries],
+            "signer": self.signer,
+            "signature": self.signature,
         }
 
     def to_json(self) -> str:
         """Canonical JSON text (sorted keys, no whitespace, ASCII)."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+        return _canonical(self.to_dict())
+
+    def signing_message(self) -> bytes:
+        """What the signature covers: the domain + canonical JSON of every field but `signature`."""
+        body = self.to_dict()
+        del body["signature"]
+        return SIGNING_DOMAIN + _canonical(body).encode("ascii")
+
+    def sign(self, keypair: Signer) -> Manifest:
+        """A copy signed by `keypair` (its ss58 address becomes `signer`)."""
+        unsigned = replace(self, signer=keypair.ss58_address, signature=None)
+        return replace(unsigned, signature=bytes(keypair.sign(unsigned.signing_message())).hex())
 
     def canonical_bytes(self) -> bytes:
         return self.to_json().encode("ascii")
@@ -188,7 +232,7 @@ class Manifest:
         if not isinstance(data, dict):
             raise ProtocolError("manifest must be a JSON object")
         expected = {"schema", "netuid", "window", "base_version", "new_version", "outer_lr",
-                    "aggregation", "model_hash", "entries"}
+                    "aggregation", "model_hash", "entries", "signer", "signature"}
         _exact_keys("manifest", data, expected)
         raw_entries = data["entries"]
         if not isinstance(raw_entries, list):
@@ -212,9 +256,15 @@ class Manifest:
                 aggregation=data["aggregation"],
                 model_hash=data["model_hash"],
                 entries=tuple(entries),
+                signer=data["signer"],
+                signature=data["signature"],
             )
         except TypeError as exc:  # pragma: no cover - keys are checked above
             raise ProtocolError(f"malformed manifest: {exc}") from exc
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,15 +1,16 @@
 """Apply a manifest to this node's copy of the global model, exactly as the lead did.
 
 For each selected artifact: fetch the bytes (from the miner's store), check
-their sha256 against the manifest, verify and decode them (subnet.codec), and
-only when every artifact is in hand, apply per fragment
+their sha256 against the manifest, verify and decode them (subnet.codec, with
+this node's pinned codec parameters), and only when every artifact is in
+hand, apply per fragment
 
     delta = sum_i weight_i * d_i   (manifest order)   ;   p = p - outer_lr * delta
 
 with elementwise fp32 ops (see aggregate.combine). A missing or mismatching
-artifact raises a `SyncError` before any parameter is touched: a node that
-cannot reproduce the lead's step must not guess, it catches up from a
-checkpoint instead (checkpoints.catch_up).
+artifact, or any failure to decode one, raises a `SyncError` before any
+parameter is touched: a node that cannot reproduce the lead's step must not
+guess, it catches up from a checkpoint instead (checkpoints.catch_up).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from loguru import logger
 from torch import nn
 
+from subnet.codec.config import CodecConfig
 from subnet.errors import SubnetError
 from subnet.model.fragments import Fragment, fragment_shapes, trainable_parameters
 from subnet.model.state import model_hash
@@ -30,6 +32,7 @@ from subnet.protocol.manifest import Manifest, ManifestEntry
 from subnet.sync.aggregate import combine
 from subnet.sync.errors import (
     ArtifactHashMismatch,
+    ArtifactRefused,
     ArtifactUnavailable,
     ModelHashMismatch,
     SyncError,
@@ -52,12 +55,16 @@ class GlobalModel:
 
     version: number of manifests applied since the seeded init (version 0).
     last_manifest_window: window of the last manifest applied (-1: none yet).
+    init_model: builds the seeded version-0 model again (same preset and seed), so a
+        node that holds a state off the lead's signed history can return to version 0
+        and replay (see checkpoints.catch_up); None: no reset possible.
     """
 
     model: nn.Module
     fragments: list[Fragment]
     version: int = 0
     last_manifest_window: int = -1
+    init_model: Callable[[], nn.Module] | None = None
 
     @property
     def model_hash(self) -> str:
@@ -71,16 +78,36 @@ class GlobalModel:
     def shapes(self, index: int) -> dict[str, tuple[int, ...]]:
         return {n: tuple(s) for n, s in fragment_shapes(self.model, self.fragment(index)).items()}
 
+    def reset_to_init(self) -> None:
+        """Back to the seeded version 0 (tensors, version, window); SyncError if there is no init."""
+        if self.init_model is None:
+            raise SyncError("this model has no seeded init to reset to")
+        fresh = self.init_model().state_dict()
+        local = self.model.state_dict()
+        if set(fresh) != set(local):
+            raise SyncError("the seeded init does not have this model's tensors")
+        with torch.no_grad():
+            for name, t in local.items():
+                t.copy_(fresh[name])
+        self.version = 0
+        self.last_manifest_window = -1
+        logger.warning("reset the global model to the seeded init (version 0)")
 
-def default_decode(max_bytes: int) -> DecodeArtifact:
-    """Verify (signature, hotkey, shapes, ranges) and densely decode with subnet.codec."""
+
+def default_decode(max_bytes: int, codec: CodecConfig) -> DecodeArtifact:
+    """Verify (signature, hotkey, shapes, ranges, pinned codec) and densely decode with subnet.codec.
+
+    The codec is this node's: an artifact with any other chunk/topk/value_bits
+    is refused (HeaderMismatch) before a byte of it is unpacked.
+    """
     from subnet.codec.sparseloco import decode
     from subnet.codec.wire import read_artifact
 
     def _decode(data: bytes, entry: ManifestEntry, shapes: Shapes) -> dict[str, torch.Tensor]:
         netuid, window, _, _ = parse_artifact_key(entry.key)
         artifact = read_artifact(data, expected_hotkey=entry.hotkey, max_bytes=max_bytes, shapes=shapes,
-                                 netuid=netuid, window=window, fragment=entry.fragment, uid=entry.uid)
+                                 netuid=netuid, window=window, fragment=entry.fragment, uid=entry.uid,
+                                 codec=codec)
         return decode(artifact.encoded, shapes)
 
     return _decode
@@ -89,14 +116,20 @@ def default_decode(max_bytes: int) -> DecodeArtifact:
 def fetch_and_decode(
     gm: GlobalModel, manifest: Manifest, fetch_artifact: FetchArtifact, decode: DecodeArtifact
 ) -> list[dict[str, torch.Tensor]]:
-    """Decoded deltas for every manifest entry (manifest order), or SyncError."""
+    """Decoded deltas for every manifest entry (manifest order), or SyncError.
+
+    Bytes and manifests here are peer input: any exception while fetching or
+    decoding them becomes a SyncError (typed errors keep their message, others
+    their type name), so a hostile file can refuse a step but never end a loop.
+    """
     deltas = []
     for entry in manifest.entries:
         shapes = gm.shapes(entry.fragment)
         try:
             data = fetch_artifact(entry)
-        except SubnetError as exc:
-            raise ArtifactUnavailable(f"window {manifest.window}: cannot fetch {entry.key}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a store's failure is an unavailable artifact
+            raise ArtifactUnavailable(f"window {manifest.window}: cannot fetch {entry.key}: "
+                                      f"{_describe(exc)}") from exc
         if data is None:
             raise ArtifactUnavailable(
                 f"window {manifest.window}: artifact {entry.key} (uid {entry.uid}) is unavailable",
@@ -109,12 +142,20 @@ def fetch_and_decode(
             )
         try:
             delta = decode(data, entry, shapes)
-        except SubnetError as exc:
-            raise SyncError(f"window {manifest.window}: artifact {entry.key} does not decode: {exc}") from exc
-        if set(delta) != set(shapes):
-            raise SyncError(f"window {manifest.window}: artifact {entry.key} decodes to the wrong tensors")
+        except Exception as exc:  # noqa: BLE001 - peer bytes: whatever the decoder raises is a refusal
+            if not isinstance(exc, SubnetError):
+                logger.warning("window {}: decoding {} raised untyped {}", manifest.window, entry.key,
+                               type(exc).__name__)
+            raise ArtifactRefused(f"window {manifest.window}: artifact {entry.key} does not decode: "
+                                  f"{_describe(exc)}") from exc
+        if not isinstance(delta, Mapping) or set(delta) != set(shapes):
+            raise ArtifactRefused(f"window {manifest.window}: artifact {entry.key} decodes to the wrong tensors")
         deltas.append(delta)
     return deltas
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SubnetError) else f"{type(exc).__name__}: {exc}"
 
 
 def apply_decoded(gm: GlobalModel, manifest: Manifest, deltas: Sequence[Mapping[str, torch.Tensor]], *,
@@ -171,21 +212,24 @@ def apply_manifest(
     manifest: Manifest,
     fetch_artifact: FetchArtifact,
     *,
+    codec: CodecConfig,
     decode: DecodeArtifact | None = None,
     max_artifact_bytes: int = 64 * 1024 * 1024,
     verify_hash: bool = True,
 ) -> int:
     """Fetch, verify, decode and apply `manifest`; return the new version.
 
-    Raises SyncError (the model is unchanged) when any artifact is missing,
-    does not match its pinned sha256, fails to decode, or the resulting model
-    hash differs from the lead's.
+    `codec` is this node's codec config: the default decoder pins it. Raises
+    SyncError (the model is unchanged) when any artifact is missing, does not
+    match its pinned sha256, fails to decode, or the resulting model hash
+    differs from the lead's. The manifest's signature is checked by the
+    caller (checkpoints.read_manifest).
     """
     if manifest.base_version != gm.version:  # fail before any download
         raise VersionMismatch(
             f"manifest window {manifest.window} applies to version {manifest.base_version}, this node holds {gm.version}"
         )
-    deltas = fetch_and_decode(gm, manifest, fetch_artifact, decode or default_decode(max_artifact_bytes))
+    deltas = fetch_and_decode(gm, manifest, fetch_artifact, decode or default_decode(max_artifact_bytes, codec))
     return apply_decoded(gm, manifest, deltas, verify_hash=verify_hash)
 
 
