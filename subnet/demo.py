@@ -12,6 +12,11 @@ Children also get ``PR_SET_PDEATHSIG`` so a SIGKILLed demo leaves no orphans.
 
 Among the miners one is lazy (``noise``) and one copies (``copier``); the rest
 are ``honest``, so the report shows whether the competition tells them apart.
+
+The bootstrap's wallets hold unencrypted keys, so they live in a private
+temporary directory (mode 0700, outside the run folder) that is deleted when
+the demo ends, however it ends short of SIGKILL: the run folder, meant to be
+shared, never holds key material (`key_material` finds any).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import atexit
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,6 +211,48 @@ class BlockWatcher:
             return None
 
 
+# --------------------------------------------------------------------------- key hygiene
+
+# Field names of a bittensor keyfile that only a secret key has (public ones carry
+# publicKey/accountId/ss58Address), and the names keyfiles are saved under.
+SECRET_MARKERS = (b'"secretPhrase"', b'"secretSeed"', b'"privateKey"')
+KEYFILE_NAMES = frozenset({"coldkey", "coldkeypub.txt"})
+
+
+def make_wallet_dir() -> Path:
+    """A run-private directory (0700, outside the run folder) for the demo's test wallets."""
+    return Path(tempfile.mkdtemp(prefix="tessera-demo-wallets-"))
+
+
+def remove_wallet_dir(path: Path) -> None:
+    """Delete the demo's test wallets; idempotent, safe from atexit."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def key_material(root: Path, max_bytes: int = 4 * 2**20) -> list[Path]:
+    """Files under `root` that are, or contain, bittensor key material.
+
+    A file counts when it is named like a keyfile (`coldkey`, `coldkeypub.txt`,
+    anything under a `hotkeys/` folder) or its first `max_bytes` hold a
+    secret-key field name; large binary artifacts are only scanned that far.
+    """
+    found: list[Path] = []
+    for path in sorted(Path(root).rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        if path.name in KEYFILE_NAMES or path.parent.name == "hotkeys":
+            found.append(path)
+            continue
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(max_bytes)
+        except OSError:
+            continue
+        if any(marker in head for marker in SECRET_MARKERS):
+            found.append(path)
+    return found
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 
@@ -368,8 +417,10 @@ def run(args: argparse.Namespace) -> int:
     plan = behaviours(args.miners)
     run_dir = (args.run_dir or REPO_ROOT / "reports" / f"demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     logs, events_dir = run_dir / "logs", run_dir / "events"
-    for d in (logs, events_dir, run_dir / "store", run_dir / "state", run_dir / "wallets"):
+    for d in (logs, events_dir, run_dir / "store", run_dir / "state"):
         d.mkdir(parents=True, exist_ok=True)
+    wallets = make_wallet_dir()  # unencrypted test keys: never inside the (shareable) run folder
+    atexit.register(remove_wallet_dir, wallets)  # atexit is LIFO: runs after stop_all below
     timeout_s = args.timeout or 300.0 + 90.0 * args.windows
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
@@ -381,6 +432,7 @@ def run(args: argparse.Namespace) -> int:
     logger.add(sys.stderr, level="DEBUG" if args.logging_debug else "WARNING")
     demo_log = EventLog(events_dir / "demo.jsonl", component="demo")
     print(f"tessera demo: run folder {run_dir}", flush=True)
+    print(f"test wallets (UNENCRYPTED devnet keys, deleted when the demo ends): {wallets}", flush=True)
     status = 1
     state: RunState | None = None
     network = None
@@ -398,7 +450,7 @@ def run(args: argparse.Namespace) -> int:
         demo_log.emit("devnet_started", port=port, network=network, pid=devnet.proc.pid)
         print(f"devnet up at {network} (pid {devnet.proc.pid}); bootstrapping 1 validator + {args.miners} miners", flush=True)
 
-        boot = run_bootstrap(python, devnet_args, args.miners, run_dir / "wallets", logs, env)
+        boot = run_bootstrap(python, devnet_args, args.miners, wallets, logs, env)
         if len(boot.miners) < args.miners:
             raise DemoError(f"bootstrap registered {len(boot.miners)} miners, asked for {args.miners}")
         demo_log.emit("bootstrapped", netuid=boot.netuid, validator_uid=boot.validator.uid,
@@ -463,7 +515,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             status = status or 130
         finally:
-            procs.stop_all()
+            procs.stop_all()  # neurons read their keys until here
+            remove_wallet_dir(wallets)
             demo_log.emit("demo_stopped", status=status)
             demo_log.close()
     return status

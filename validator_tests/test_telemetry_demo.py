@@ -1,4 +1,5 @@
-"""Demo orchestrator pieces: process cleanup (no orphans), port choice, behaviour plan, bootstrap parsing."""
+"""Demo orchestrator pieces: process cleanup (no orphans), port choice, behaviour plan, bootstrap parsing,
+and key hygiene (test wallets outside the run folder, deleted when the demo ends)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from subnet.demo import DemoError, ProcessGroup, behaviours, parse_bootstrap, pick_port, port_free
+import subnet.demo as demo
+from subnet.demo import DemoError, ProcessGroup, behaviours, key_material, parse_bootstrap, pick_port, port_free
 
 # A child that ignores SIGTERM and has a grandchild in its process group.
 STUBBORN = (
@@ -120,6 +122,60 @@ def test_parse_bootstrap(tmp_path: Path) -> None:
         parse_bootstrap({"validator": {}}, tmp_path)
 
 
+def test_key_material_finds_bittensor_keyfiles(tmp_path: Path) -> None:
+    from subnet.devnet.bootstrap import ensure_wallet
+
+    wallets = tmp_path / "wallets"
+    ensure_wallet("miner-0", wallets)
+    found = {p.relative_to(wallets).as_posix() for p in key_material(wallets)}
+    assert {"miner-0/coldkey", "miner-0/coldkeypub.txt", "miner-0/hotkeys/default"} <= found
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.json").write_text('{"leader": 2, "hotkey": "5Fabc", "publicKey": "0x00"}')
+    assert key_material(report) == []
+    (report / "leak.json").write_text('{"secretPhrase": "word word"}')  # a copied keyfile, renamed
+    assert key_material(report) == [report / "leak.json"]
+
+
+class _QuietLogger:
+    """Stands in for loguru in `demo.run`, which would otherwise drop the test session's handlers."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+@pytest.mark.parametrize("failure", [DemoError("boom"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_demo_deletes_its_wallets_however_it_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  failure: BaseException) -> None:
+    made: list[Path] = []
+
+    def make_wallet_dir() -> Path:
+        path = tmp_path / f"wallets-{len(made)}"
+        (path / "validator").mkdir(parents=True)
+        (path / "validator" / "coldkey").write_text('{"secretPhrase": "test"}')
+        made.append(path)
+        return path
+
+    def fail(*_args, **_kwargs):
+        raise failure
+
+    monkeypatch.setattr(demo, "make_wallet_dir", make_wallet_dir)
+    monkeypatch.setattr(demo, "_start_data_prepare", fail)  # first step inside the try
+    monkeypatch.setattr(demo, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(demo, "_install_signal_handlers", lambda: None)
+    monkeypatch.setattr(demo, "logger", _QuietLogger())
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    run_dir = tmp_path / "run"
+    status = demo.run(parser.parse_args(["--miners", "1", "--windows", "1", "--run-dir", str(run_dir)]))
+    assert status == (130 if isinstance(failure, KeyboardInterrupt) else 1)
+    assert made and not made[0].exists(), "test wallets left behind"
+    assert not (run_dir / "wallets").exists()
+    assert key_material(run_dir) == []
+
+
 @pytest.mark.slow
 def test_demo_end_to_end_writes_report_and_leaves_no_process(tmp_path: Path) -> None:
     """`tessera demo` as a user runs it: real devnet, validator and miners as processes."""
@@ -147,3 +203,10 @@ def test_demo_end_to_end_writes_report_and_leaves_no_process(tmp_path: Path) -> 
     board = (report / "leaderboard.csv").read_text()
     assert ",honest," in board and ",noise," in board and ",copier," in board
     assert any(e["event"] == "window_scored" for e in events)
+    # No key material anywhere in the run folder, and the private wallet folder is gone.
+    assert not (run_dir / "wallets").exists()
+    assert key_material(run_dir) == [], "key material left in the run folder"
+    line = next(ln for ln in out.splitlines() if ln.startswith("test wallets ("))
+    wallets = Path(line.rsplit(": ", 1)[1].strip())
+    assert run_dir not in wallets.parents and not wallets.exists(), "demo wallets not deleted"
+    assert "UNENCRYPTED" in (run_dir / "logs" / "bootstrap.log").read_text()

@@ -6,7 +6,9 @@ asks the running devnet for its height, subnets and pid; `bootstrap` creates a
 subnet with an owner, a staked validator and N miners (real wallets on disk).
 Flags: --devnet.port / TESSERA_DEVNET_PORT (9946), --devnet.dir /
 TESSERA_DEVNET_DIR (~/.tessera/devnet), --devnet.block_ms /
-TESSERA_DEVNET_BLOCK_MS (1000; 0 = instant seal).
+TESSERA_DEVNET_BLOCK_MS (1000; 0 = instant seal), --devnet.allow_admin /
+TESSERA_DEVNET_ALLOW_ADMIN (off: admin RPC such as devnet_produceBlocks is
+refused, since anything on the machine could call it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from subnet.devnet.config import DevnetConfig, env_defaults
+from subnet.config import parse_bool
+from subnet.devnet.config import ADMIN_ENV, DevnetConfig, env_defaults
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(start)
     start.add_argument("--devnet.block_ms", dest="devnet_block_ms", type=int, default=env["block_ms"],
                        help="block interval in ms (0 = seal a block per submission)")
+    start.add_argument("--devnet.allow_admin", dest="devnet_allow_admin", type=parse_bool, nargs="?",
+                       const=True, default=env["allow_admin"], metavar="BOOL",
+                       help=f"serve unauthenticated admin RPC (devnet_produceBlocks); tests only "
+                            f"(env {ADMIN_ENV}, default off)")
     start.add_argument("--detach", action="store_true", help="run in the background")
     start.add_argument("--reset", action="store_true", help="delete existing state first")
     start.add_argument("--log-level", default="INFO")
@@ -59,6 +66,7 @@ def _config(args: argparse.Namespace) -> DevnetConfig:
         port=int(args.devnet_port),
         dir=Path(args.devnet_dir).expanduser(),
         block_ms=int(getattr(args, "devnet_block_ms", 1000)),
+        allow_admin=bool(getattr(args, "devnet_allow_admin", False)),
     )
 
 
@@ -93,7 +101,7 @@ def _start(args: argparse.Namespace) -> int:
         log = open(cfg.dir / "devnet.log", "ab")
         cmd = [sys.executable, "-m", "subnet.devnet", "start", "--devnet.port", str(cfg.port),
                "--devnet.dir", str(cfg.dir), "--devnet.block_ms", str(cfg.block_ms),
-               "--log-level", args.log_level]
+               "--devnet.allow_admin", "1" if cfg.allow_admin else "0", "--log-level", args.log_level]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.monotonic() + 30
@@ -163,7 +171,8 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         print(f"devnet pid {status['pid']} on ws://127.0.0.1:{status['port']} ({status['dir']})")
-        print(f"height {status['number']}  hash {status['hash']}  block {status['block_ms']} ms")
+        print(f"height {status['number']}  hash {status['hash']}  block {status['block_ms']} ms"
+              + ("  admin RPC on" if status.get("admin") else ""))
         print(f"subnets {status['subnets']}")
     return 0
 

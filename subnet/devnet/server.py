@@ -4,6 +4,9 @@ Methods (all `devnet_*`): head, status, blockHash, getBlock, events,
 findExtrinsic, query, queryMap, queryBatch, runtimeCall, constant,
 accountNextIndex, signingInfo, submit (waits for inclusion), produceBlocks
 (admin), subscribeHeads / unsubscribeHeads. Values use `subnet.devnet.codec`.
+Admin calls are unauthenticated, so they are refused (error -32010,
+`AdminDisabled`) unless the devnet was started with `--devnet.allow_admin`
+(`TESSERA_DEVNET_ALLOW_ADMIN=1`); `devnet_head` reports `admin` either way.
 Pool rejections are JSON-RPC errors with code 1010 and the Substrate
 InvalidTransaction wording ("has a bad signature", "is outdated", ...), so the
 SDK classifies them as it would a real node's.
@@ -22,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from subnet.devnet.codec import from_wire, to_wire
-from subnet.devnet.config import SPEC_VERSION, DevnetConfig
+from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, SPEC_VERSION, DevnetConfig
 from subnet.devnet.extrinsic import Extrinsic
 from subnet.devnet.node import Node, PoolRejection
 
@@ -31,6 +34,8 @@ CONSTANTS = {
     ("Balances", "ExistentialDeposit"): 500,
     ("SubtensorModule", "InitialStartCallDelay"): 0,
 }
+ADMIN_METHODS = frozenset({"devnet_produceBlocks"})
+ADMIN_DISABLED = -32010  # JSON-RPC server-error range
 
 
 class RpcError(Exception):
@@ -53,11 +58,24 @@ class DevnetServer:
             "genesis_hash": self.node.genesis_hash,
             "block_ms": self.node.cfg.block_ms,
             "spec_version": SPEC_VERSION,
+            "admin": self.node.cfg.allow_admin,
         }
+
+    def _require_admin(self, method: str) -> None:
+        """Refuse an admin call unless the operator opted in at start-up."""
+        if not self.node.cfg.allow_admin:
+            raise RpcError(
+                ADMIN_DISABLED,
+                f"{method} is an admin call and this devnet was started without {ADMIN_FLAG}; "
+                f"restart it with {ADMIN_FLAG} (or {ADMIN_ENV}=1) to allow it (tests only)",
+                {"name": "AdminDisabled"},
+            )
 
     async def call(self, method: str, params: list, ws: ServerConnection) -> Any:
         node = self.node
         reader = node.reader
+        if method in ADMIN_METHODS:
+            self._require_admin(method)
         if method == "devnet_head":
             return self._head()
         if method == "devnet_status":
@@ -239,6 +257,8 @@ async def serve_forever(cfg: DevnetConfig, ready: asyncio.Event | None = None) -
         os.replace(tmp, cfg.pid_path)
         logger.info("devnet listening on ws://{}:{} (block {} ms, pid {})",
                     LOOPBACK, cfg.port, cfg.block_ms, os.getpid())
+        if cfg.allow_admin:
+            logger.warning("admin RPC enabled ({}): any local process can produce blocks", ADMIN_FLAG)
         print(f"devnet ready ws://{LOOPBACK}:{cfg.port}", flush=True)
         if ready is not None:
             ready.set()

@@ -6,6 +6,10 @@ answers `devnet_head`, yields a `DevnetHandle`, and always stops it (SIGTERM,
 then SIGKILL). The handle can kill -9 and restart the same devnet to test
 persistence. `bootstrap(handle, wallet_path, miners=N)` creates a subnet with
 an owner, a permitted validator and N miners through the bittensor SDK.
+
+Admin RPC (`produce_blocks`) is off unless asked for: `allow_admin=True` for
+tests that fast-forward; the default turns it on only in manual mode
+(`block_ms=0`), where nothing else could move the chain to the next epoch.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ class DevnetHandle:
     dir: Path
     port: int
     block_ms: int
+    allow_admin: bool = False
     proc: subprocess.Popen | None = None
     log_path: Path = field(default=Path("devnet.log"))
 
     def start(self, timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "subnet.devnet", "start", "--devnet.port", str(self.port),
                "--devnet.dir", str(self.dir), "--devnet.block_ms", str(self.block_ms),
+               "--devnet.allow_admin", "1" if self.allow_admin else "0",  # beats an inherited env
                "--log-level", "WARNING"]
         log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -80,6 +86,7 @@ class DevnetHandle:
         return rpc(self.url, "devnet_head")
 
     def produce_blocks(self, n: int) -> dict:
+        """Seal `n` blocks now (admin RPC: needs `running_devnet(..., allow_admin=True)`)."""
         return rpc(self.url, "devnet_produceBlocks", n)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -103,13 +110,20 @@ class DevnetHandle:
 
 
 @contextlib.contextmanager
-def running_devnet(tmp_path: Path, block_ms: int = 50, port: int | None = None) -> Iterator[DevnetHandle]:
-    """A devnet process for the duration of the block; state under `tmp_path/devnet`."""
+def running_devnet(tmp_path: Path, block_ms: int = 50, port: int | None = None,
+                   allow_admin: bool | None = None) -> Iterator[DevnetHandle]:
+    """A devnet process for the duration of the block; state under `tmp_path/devnet`.
+
+    `allow_admin` None means: only in manual mode (block_ms 0), which cannot
+    reach an epoch otherwise; pass True where a test calls `produce_blocks`.
+    """
     port = port or free_port()
     state = Path(tmp_path) / "devnet"
     state.mkdir(parents=True, exist_ok=True)
+    admin = block_ms <= 0 if allow_admin is None else allow_admin
     handle = DevnetHandle(url=f"ws://127.0.0.1:{port}", network=f"devnet+ws://127.0.0.1:{port}",
-                          dir=state, port=port, block_ms=block_ms, log_path=state / "devnet.log")
+                          dir=state, port=port, block_ms=block_ms, allow_admin=admin,
+                          log_path=state / "devnet.log")
     try:
         handle.start()
         yield handle
