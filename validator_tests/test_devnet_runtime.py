@@ -39,6 +39,7 @@ def test_set_weights_checks_run_in_chain_order(rt):
     assert _err(set_weights, rt, stranger, 1, [0, 0], [1, 1], 0) == "UidsLengthExceedUidsInSubNet"
     assert _err(set_weights, rt, stranger, 1, [0], [1], 0) == "HotKeyNotRegisteredInSubNet"
     owner_hotkey = dev_address("//Bob")
+    rt.subnet_mut(1)["hp"]["CommitRevealWeightsEnabled"] = False  # plaintext rate limit (check 8) applies
     rt.subnet_mut(1)["hp"]["WeightsVersionKey"] = 3
     assert _err(set_weights, rt, owner_hotkey, 1, [0], [1], 2) == "IncorrectWeightVersionKey"
     set_weights(rt, owner_hotkey, 1, [0], [7], 3)  # owner self-weight, version ok

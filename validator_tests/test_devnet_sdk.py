@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow  # a devnet process plus the SDK client process
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("devnet-sdk")
-    with running_devnet(tmp, block_ms=0) as handle:
-        result = bootstrap(handle, tmp / "wallets", miners=MINERS)
+    with running_devnet(tmp, block_ms=0, allow_admin=True) as handle:  # tests fast-forward
+        # Plaintext weights: these tests check set_weights itself (commit-reveal: test_devnet_commit_reveal.py).
+        result = bootstrap(handle, tmp / "wallets", miners=MINERS, commit_reveal=False)  # MinAllowedWeights 1
         sub = make_subtensor(handle.network)
         yield handle, result, sub, tmp / "wallets"
         sub.close()

@@ -2,10 +2,24 @@
 
 Creates real bittensor wallets on disk (unencrypted coldkeys: devnet only),
 funds them from //Alice, registers a subnet (owner), starts it, sets demo
-hyperparameters (short tempo, small WeightsSetRateLimit, MinAllowedWeights 1),
-registers a validator and N miners, stakes the validator, and fast-forwards
-to the next epoch so the validator holds a validator permit. Everything goes
+hyperparameters, registers a validator and N miners, lowers MinAllowedWeights
+(owner call), stakes the validator, and waits for the next epoch so the validator holds a validator permit. Everything goes
 through the bittensor SDK against `DevnetSubstrate`, exactly as on a chain.
+
+Hyperparameters: what a real subnet owner can change goes through owner calls
+(`bt.SetHyperparameter`, i.e. `btcli sudo set`): MinAllowedWeights (subtensor's
+1024 would make the SDK refuse every vector on a small subnet), ImmunityPeriod
+and, if asked, CommitRevealWeightsEnabled (left on by default, as on chain).
+The fast demo windows (Tempo, WeightsSetRateLimit, ActivityCutoff) are root
+calls on subtensor and are applied through Sudo as DEVNET-only settings.
+Every change is printed (stderr) and listed in the result's `changes`.
+
+Wallets go to `~/.tessera/devnet-wallets` unless `--wallet.path` (or
+TESSERA_WALLET_PATH, then BT_WALLET_PATH) says otherwise: never into the real
+`~/.bittensor/wallets` by default, since these keys are unencrypted.
+Waiting for the epoch uses timer blocks, so no admin RPC is needed; a devnet
+started with `--devnet.allow_admin` is fast-forwarded instead, and a
+manual-mode devnet (`--devnet.block_ms 0`) needs that flag.
 """
 
 from __future__ import annotations
@@ -14,14 +28,23 @@ import argparse
 import asyncio
 import json
 import os
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import bittensor as bt
 import bittensor_core
 
-from subnet.devnet.config import RAO_PER_TAO
+from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, RAO_PER_TAO
 from subnet.errors import ChainError
+
+DEFAULT_WALLET_PATH = "~/.tessera/devnet-wallets"
+BITTENSOR_WALLET_PATH = "~/.bittensor/wallets"
+WALLET_PATH_ENVS = ("TESSERA_WALLET_PATH", "BT_WALLET_PATH")  # first set wins
+# Waiting for timer blocks: this many times the nominal time, plus slack for a busy machine.
+WAIT_BUDGET_FACTOR = 3.0
+WAIT_SLACK_S = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,11 +54,16 @@ class BootstrapConfig:
     wallet_path: Path
     miners: int = 4
     netuid: int | None = None  # reuse an existing subnet (owned by the owner wallet)
+    # DEVNET-only (root calls on a real chain, sent through Sudo as //Alice): fast demo windows.
     tempo: int = 20
     weights_rate_limit: int = 2
-    min_allowed_weights: int = 1
-    immunity_period: int = 100
     activity_cutoff: int = 5000
+    # Owner calls (what a real subnet owner can do with `btcli sudo set`).
+    # Subtensor's 1024 exceeds a small subnet's n, and the SDK then refuses every vector. 1 lets any
+    # client set any vector; None sets it to the uid count (the validator's floor spread then meets it).
+    min_allowed_weights: int | None = 1
+    immunity_period: int = 100
+    commit_reveal: bool | None = None  # None: keep the chain's default (on, as on subtensor)
     validator_stake_tao: float = 1000.0
     fund_tao: float = 100.0
     owner_fund_tao: float = 1000.0
@@ -58,6 +86,7 @@ class BootstrapResult:
     owner: NeuronInfo
     validator: NeuronInfo
     miners: list[NeuronInfo] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # hyperparameters bootstrap changed, and how
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,23 +139,35 @@ async def bootstrap_async(url: str, cfg: BootstrapConfig) -> BootstrapResult:
             raise ChainError(f"bootstrap: subnet {netuid} does not exist")
 
         owner_ss58 = owner.coldkeypub.ss58_address
-        # Demo values sit outside the SDK's owner-settable bounds (tempo >= 360) or are
-        # root-only on chain (WeightsSetRateLimit, ActivityCutoff): set through Sudo (//Alice).
-        for method, value in (
-            ("sudo_set_tempo", cfg.tempo),
-            ("sudo_set_min_allowed_weights", cfg.min_allowed_weights),
-            ("sudo_set_immunity_period", cfg.immunity_period),
-            ("sudo_set_weights_set_rate_limit", cfg.weights_rate_limit),
-            ("sudo_set_activity_cutoff", cfg.activity_cutoff),
+        changes: list[str] = []
+        # DEVNET-only fast windows: root-only on subtensor (tempo also outside the owner's 360..50400
+        # bounds), so they go through Sudo (//Alice), which a real subnet owner does not hold.
+        for method, item, value in (
+            ("sudo_set_tempo", "Tempo", cfg.tempo),
+            ("sudo_set_weights_set_rate_limit", "WeightsSetRateLimit", cfg.weights_rate_limit),
+            ("sudo_set_activity_cutoff", "ActivityCutoff", cfg.activity_cutoff),
         ):
-            inner = await client.compose(getattr(bt.calls.AdminUtils, method)(netuid, value))
-            _ok(await client.submit_call(bt.calls.Sudo.sudo(call=inner), alice), method)
+            changes += await _set_hparam(client, netuid, item, value, root=(method, alice))
+        # Owner calls, as `btcli sudo set` would send them.
+        changes += await _set_hparam(client, netuid, "ImmunityPeriod", cfg.immunity_period,
+                                     owner=("immunity_period", owner))
+        if cfg.commit_reveal is not None:
+            changes += await _set_hparam(client, netuid, "CommitRevealWeightsEnabled", cfg.commit_reveal,
+                                         owner=("commit_reveal_weights_enabled", owner))
 
         regs = await asyncio.gather(*[
             client.execute(bt.BurnedRegister(netuid=netuid), w) for w in [validator, *miners]
         ])
         for result in regs:
             _ok(result, "burned_register")
+        # MinAllowedWeights defaults to 1024 and the SDK refuses to set fewer weights than that, so a
+        # subnet with fewer uids needs its owner to lower it to at most n (validators spread a floor).
+        n = int(await client.query(("SubtensorModule", "SubnetworkN"), [netuid]))
+        changes += await _set_hparam(client, netuid, "MinAllowedWeights",
+                                     n if cfg.min_allowed_weights is None else cfg.min_allowed_weights,
+                                     owner=("min_allowed_weights", owner))
+        for line in changes:
+            print(f"bootstrap: {line}", file=sys.stderr, flush=True)
         stake = bt.AddStake(
             hotkey_ss58=validator.hotkeypub.ss58_address, netuid=netuid, amount_tao=cfg.validator_stake_tao
         )
@@ -151,16 +192,71 @@ async def bootstrap_async(url: str, cfg: BootstrapConfig) -> BootstrapResult:
         owner_info = NeuronInfo(wallet=owner.name, hotkey=owner_hotkey, coldkey=owner_ss58,
                                 uid=int(uids.get(owner_hotkey, -1)))
         return BootstrapResult(netuid=netuid, wallet_path=str(path), owner=owner_info,
-                               validator=info(validator), miners=[info(m) for m in miners])
+                               validator=info(validator), miners=[info(m) for m in miners], changes=changes)
+
+
+async def _set_hparam(client, netuid: int, item: str, value, *, owner=None, root=None) -> list[str]:
+    """Set one hyperparameter if it differs: `owner=(btcli name, owner wallet)` or `root=(AdminUtils call, sudo key)`."""
+    before = await client.query(("SubtensorModule", item), [netuid])
+    if before == value:
+        return []
+    if owner is not None:
+        name, wallet = owner
+        _ok(await client.execute(bt.SetHyperparameter(netuid=netuid, name=name, value=value), wallet), name)
+        how = f"owner call (btcli sudo set --netuid {netuid} --name {name} --value {value})"
+    else:
+        method, sudo_key = root
+        inner = await client.compose(getattr(bt.calls.AdminUtils, method)(netuid, value))
+        _ok(await client.submit_call(bt.calls.Sudo.sudo(call=inner), sudo_key), method)
+        how = f"DEVNET-only root call (Sudo {method}; not available to a subnet owner)"
+    return [f"{item} {before} -> {value}: {how}"]
 
 
 async def _fast_forward_to_epoch(substrate, client, netuid: int) -> None:
-    """Produce blocks (admin RPC) up to and including the subnet's next epoch."""
+    """Get the chain past the subnet's next epoch (so permits are assigned)."""
     tempo = int(await client.query(("SubtensorModule", "Tempo"), [netuid]))
     block = await client.block()
     # Epoch runs at the first block b > head with (b + netuid + 1) % (tempo + 1) == 0.
     wait = (tempo + 1) - ((block + netuid + 1) % (tempo + 1))
-    await substrate._call("devnet_produceBlocks", wait or (tempo + 1))
+    await advance_blocks(substrate, wait or (tempo + 1), start=block)
+
+
+async def advance_blocks(substrate, count: int, *, start: int | None = None) -> int:
+    """Until the head is `count` blocks past `start` (default: the head now); returns the head.
+
+    An admin-enabled devnet seals them at once (`devnet_produceBlocks`); any
+    other waits for its timer, polling the head within a budget derived from
+    the block interval. Manual mode has no timer, so it needs the admin flag.
+    """
+    head = await substrate._call("devnet_head")
+    number = int(head["number"])
+    target = (number if start is None else int(start)) + int(count)
+    if number >= target:
+        return number
+    if head.get("admin"):
+        return int((await substrate._call("devnet_produceBlocks", target - number))["number"])
+    block_ms = int(head.get("block_ms") or 0)
+    if block_ms <= 0:
+        raise ChainError(
+            f"bootstrap: the devnet runs in manual mode (block_ms 0) without admin RPC, "
+            f"so nothing can produce the {target - number} blocks to the next epoch",
+            remediation=f"restart it with {ADMIN_FLAG} (or {ADMIN_ENV}=1), or with "
+                        "--devnet.block_ms > 0 so blocks come on a timer",
+        )
+    interval = block_ms / 1000.0
+    budget = (target - number) * interval * WAIT_BUDGET_FACTOR + WAIT_SLACK_S
+    print(f"waiting for {target - number} devnet blocks (~{(target - number) * interval:.0f} s) "
+          "to reach the next epoch", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + budget
+    while number < target:
+        if time.monotonic() > deadline:
+            raise ChainError(
+                f"bootstrap: the devnet reached block {number} of {target} within {budget:.0f} s "
+                f"({block_ms} ms blocks); is it stalled?"
+            )
+        await asyncio.sleep(min(max(interval / 2, 0.02), 0.5))
+        number = int((await substrate._call("devnet_head"))["number"])
+    return number
 
 
 def bootstrap(url: str, cfg: BootstrapConfig) -> BootstrapResult:
@@ -168,12 +264,32 @@ def bootstrap(url: str, cfg: BootstrapConfig) -> BootstrapResult:
     return asyncio.run(bootstrap_async(url, cfg))
 
 
+def default_wallet_path(env: dict[str, str] | None = None) -> str:
+    """TESSERA_WALLET_PATH, then BT_WALLET_PATH, then a Tessera-owned folder."""
+    env = dict(os.environ) if env is None else env
+    for var in WALLET_PATH_ENVS:
+        if env.get(var):
+            return env[var]
+    return DEFAULT_WALLET_PATH
+
+
+def is_bittensor_wallet_dir(path: Path) -> bool:
+    """True for the real bittensor wallet folder (or anything inside it)."""
+    real = Path(BITTENSOR_WALLET_PATH).expanduser().resolve()
+    here = Path(path).expanduser().resolve()
+    return here == real or real in here.parents
+
+
 def add_bootstrap_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--miners", type=int, default=4)
-    p.add_argument("--wallet.path", dest="wallet_path", default=os.environ.get("BT_WALLET_PATH", "~/.bittensor/wallets"))
+    p.add_argument("--wallet.path", dest="wallet_path", default=default_wallet_path(),
+                   help=f"where the (unencrypted) test wallets are written (env {WALLET_PATH_ENVS[0]}, "
+                        f"then {WALLET_PATH_ENVS[1]}; default {DEFAULT_WALLET_PATH})")
     p.add_argument("--netuid", type=int, default=None, help="reuse this subnet instead of creating one")
-    p.add_argument("--tempo", type=int, default=20)
-    p.add_argument("--weights-rate-limit", type=int, default=2)
+    p.add_argument("--tempo", type=int, default=20,
+                   help="DEVNET-only (a root call on subtensor): blocks per epoch for fast demo windows")
+    p.add_argument("--weights-rate-limit", type=int, default=2,
+                   help="DEVNET-only (a root call on subtensor): WeightsSetRateLimit in blocks")
     p.add_argument("--validator-stake", type=float, default=1000.0, help="TAO staked to the validator")
     p.add_argument("--prefix", default="", help="wallet name prefix")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -188,6 +304,11 @@ def run_bootstrap(args: argparse.Namespace, url: str) -> int:
         tempo=args.tempo, weights_rate_limit=args.weights_rate_limit,
         validator_stake_tao=args.validator_stake, prefix=args.prefix,
     )
+    print(f"note: bootstrap writes UNENCRYPTED test keys to {cfg.wallet_path}: for this devnet "
+          "only, never fund or register them on a real network", file=sys.stderr, flush=True)
+    if is_bittensor_wallet_dir(cfg.wallet_path):
+        print(f"warning: {cfg.wallet_path} is the bittensor wallet folder; unencrypted test keys "
+              "will sit next to your real wallets", file=sys.stderr, flush=True)
     try:
         result = bootstrap(url, cfg)
     except (ChainError, bt.BittensorError) as exc:
@@ -203,4 +324,5 @@ def run_bootstrap(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
-__all__ = ["BootstrapConfig", "BootstrapResult", "NeuronInfo", "bootstrap", "bootstrap_async", "RAO_PER_TAO"]
+__all__ = ["BootstrapConfig", "BootstrapResult", "DEFAULT_WALLET_PATH", "NeuronInfo", "advance_blocks", "bootstrap",
+           "bootstrap_async", "default_wallet_path", "RAO_PER_TAO"]

@@ -12,11 +12,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from subnet.config import parse_bool
+
 RAO_PER_TAO = 1_000_000_000
 U16_MAX = 65535
 DEFAULT_PORT = 9946
 DEFAULT_BLOCK_MS = 1000
 DEFAULT_DIR = "~/.tessera/devnet"
+ADMIN_FLAG = "--devnet.allow_admin"
+ADMIN_ENV = "TESSERA_DEVNET_ALLOW_ADMIN"
 SPEC_VERSION = 425
 PORTED_FROM = "opentensor/subtensor 14bc6f9 (spec 425)"
 
@@ -40,7 +44,7 @@ DEFAULT_HYPERPARAMETERS: dict[str, int | bool | str] = {
     "MaxBurn": 100 * RAO_PER_TAO,
     "WeightsSetRateLimit": 100,
     "StakeThreshold": 0,
-    "CommitRevealWeightsEnabled": False,  # DEVNET: default on at subtensor; no drand offline
+    "CommitRevealWeightsEnabled": True,  # as subtensor; reveals via the escrow (runtime/commit_reveal.py)
     "RevealPeriodEpochs": 1,
     "MaxWeightsLimit": U16_MAX,
     "NetworkRegistrationAllowed": True,
@@ -131,6 +135,10 @@ class DevnetConfig:
     dir: Path = Path(DEFAULT_DIR).expanduser()
     # Block interval in milliseconds; 0 = manual mode (blocks only via devnet_produceBlocks).
     block_ms: int = DEFAULT_BLOCK_MS
+    # Serve admin RPC calls (devnet_produceBlocks). Off by default: they are
+    # unauthenticated, so any local process could fast-forward the chain (and
+    # with it epochs, rate limits and immunity). Tests opt in explicitly.
+    allow_admin: bool = False
     genesis: GenesisConfig = field(default_factory=GenesisConfig)
 
     @property
@@ -152,4 +160,5 @@ def env_defaults() -> dict[str, object]:
         "port": int(os.environ.get("TESSERA_DEVNET_PORT", DEFAULT_PORT)),
         "dir": os.environ.get("TESSERA_DEVNET_DIR", DEFAULT_DIR),
         "block_ms": int(os.environ.get("TESSERA_DEVNET_BLOCK_MS", DEFAULT_BLOCK_MS)),
+        "allow_admin": parse_bool(os.environ.get(ADMIN_ENV, "0") or "0"),
     }

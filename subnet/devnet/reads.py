@@ -193,6 +193,19 @@ class Reader:
         rows = [(int(k[len(prefix):]), [tuple(p) for p in self.rt.store.get(k)]) for k in self.rt.store.keys(prefix)]
         return sorted(rows)
 
+    def _q_SubtensorModule_TimelockedWeightCommits(self, netuid: Any, epoch: Any) -> list:
+        return [tuple(e) for e in self.rt.store.get(f"tlc:{int(netuid)}:{int(epoch)}") or []]
+
+    def _m_SubtensorModule_TimelockedWeightCommits(self, netuid: Any) -> list:
+        prefix = f"tlc:{int(netuid)}:"
+        rows = [(int(k[len(prefix):]), [tuple(e) for e in self.rt.store.get(k)]) for k in self.rt.store.keys(prefix)]
+        return sorted(rows)
+
+    def _q_SubtensorModule_CommitRevealWeightsVersion(self) -> int:
+        from subnet.devnet.runtime.commit_reveal import COMMIT_REVEAL_VERSION
+
+        return COMMIT_REVEAL_VERSION
+
     def _q_SubtensorModule_Alpha(self, hotkey: str, coldkey: str, netuid: Any) -> int:
         return int((self.rt.store.get(f"stake:{int(netuid)}:{hotkey}") or {}).get(coldkey, 0))
 
@@ -364,6 +377,10 @@ def _subnet_scalar(rt: Runtime, rec: dict, item: str) -> Any:
         return 1
     if item == "MechanismCountCurrent":
         return 1
+    if item == "SubnetEpochIndex":
+        return int(rec.get("epoch_index", 0))
+    if item == "PendingEpochAt":
+        return 0  # no owner-triggered epochs on the devnet
     pending = pending_emission(rt, rec)
     owner_cut = pending * int(rec["hp"]["SubnetOwnerCut"]) // 65535
     if item == "PendingOwnerCut":

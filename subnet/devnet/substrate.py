@@ -7,6 +7,11 @@ shapes; writes are signed here with the caller's keypair (`keypair.sign`) and
 verified by the node. MEV-shielded intents work because `sign_extrinsic`
 remembers the signed inner extrinsic and `submit` forwards it with the
 `MevShield.submit_encrypted` carrier (the devnet does not decrypt).
+Timelocked weight commits work the same way: the devnet cannot decrypt drand
+timelock ciphertext offline, so `install_commit_escrow` has the SDK's
+`get_encrypted_commit_v2` also record the plaintext it encrypts, and `compose`
+attaches it to the commit as `devnet_reveal` for the chain to apply at the
+reveal round (see `subnet.devnet.runtime.commit_reveal`).
 Unsupported surfaces (SCALE decoding, multisig, out-of-process signing) raise
 a `ChainError` saying so.
 """
@@ -14,6 +19,7 @@ a `ChainError` saying so.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from hashlib import blake2b
 from typing import Any, AsyncIterator, Optional
 
@@ -61,6 +67,49 @@ class ComposedCall:
         return f"ComposedCall({self.module}.{self.function}, {self.params})"
 
 
+_TIMELOCKED_COMMITS = frozenset({
+    "commit_timelocked_mechanism_weights", "commit_timelocked_weights", "commit_crv3_mechanism_weights"})
+_ESCROW: OrderedDict[bytes, dict] = OrderedDict()
+_ESCROW_MAX = 256
+
+
+class _EscrowingCore:
+    """`bittensor_core`, except that `get_encrypted_commit_v2` also keeps the plaintext it encrypted."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    def get_encrypted_commit_v2(self, *args: Any, **kwargs: Any) -> Any:
+        commit, reveal_round = self._core.get_encrypted_commit_v2(*args, **kwargs)
+        if not args:
+            import bittensor_core
+
+            _ESCROW[bytes(commit)] = {
+                "hotkey": bittensor_core.ss58_encode(bytes(kwargs["hotkey"])),
+                "uids": [int(u) for u in kwargs["uids"]],
+                "values": [int(v) for v in kwargs["weights"]],
+                "version_key": int(kwargs["version_key"]),
+            }
+            while len(_ESCROW) > _ESCROW_MAX:
+                _ESCROW.popitem(last=False)
+        return commit, reveal_round
+
+
+def install_commit_escrow() -> None:
+    """Have the SDK's weights intents record each timelocked commit's plaintext (idempotent).
+
+    Only records: encryption, the ciphertext and the reveal round are the SDK's
+    own, so a real chain client in the same process is unaffected.
+    """
+    from bittensor.intents import weights as sdk_weights
+
+    if not isinstance(sdk_weights._core, _EscrowingCore):
+        sdk_weights._core = _EscrowingCore(sdk_weights._core)
+
+
 def _chain_error(exc: Exception) -> ChainError:
     if isinstance(exc, DevnetRpcError):
         return ChainError(exc.message, (exc.data or {}).get("name"))
@@ -79,6 +128,7 @@ class DevnetSubstrate:
         self._shielded: dict[str, xt.Extrinsic] = {}
         self._nonces: dict[str, int] = {}
         self._nonce_lock: asyncio.Lock | None = None
+        install_commit_escrow()
 
     # -- plumbing -------------------------------------------------------------
 
@@ -180,7 +230,12 @@ class DevnetSubstrate:
         if isinstance(call, ComposedCall):
             return call
         module, function, params = call
-        return ComposedCall(module, function, dict(params))
+        params = dict(params)
+        if module == "SubtensorModule" and function in _TIMELOCKED_COMMITS:
+            escrow = _ESCROW.get(bytes(params.get("commit") or b""))
+            if escrow is not None:
+                params["devnet_reveal"] = dict(escrow)
+        return ComposedCall(module, function, params)
 
     async def estimate_fee(self, call: Any, keypair: Any) -> Balance:
         return Balance.from_rao(0)  # the devnet charges no fees

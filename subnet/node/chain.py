@@ -20,6 +20,7 @@ from loguru import logger
 from subnet.chain import commitment_call
 from subnet.errors import ChainError
 from subnet.protocol.windows import WindowParams, seed_from_hash, window_start
+from subnet.validator.weights import U16_MAX, WeightRules
 
 T = TypeVar("T")
 
@@ -106,6 +107,56 @@ class ChainView:
 
     def weights_rate_limit(self) -> int:
         return int(retry("read weights rate limit", lambda: self.sub.hyperparameters.weights_rate_limit(self.netuid)))
+
+    def min_allowed_weights(self) -> int:
+        return int(retry("read MinAllowedWeights", lambda: self.sub.hyperparameters.min_allowed_weights(self.netuid)))
+
+    def max_weight_limit(self) -> int:
+        value = retry("read MaxWeightsLimit", lambda: self.sub.hyperparameters.max_weight_limit(self.netuid))
+        return U16_MAX if value is None else int(value)
+
+    def commit_reveal_enabled(self) -> bool:
+        return bool(retry("read CommitRevealWeightsEnabled", lambda: self.sub.subnets.commit_reveal_enabled(self.netuid)))
+
+    def reveal_period(self) -> int:
+        return int(retry("read RevealPeriodEpochs", lambda: self.sub.hyperparameters.reveal_period(self.netuid)) or 1)
+
+    def weights_version(self) -> int:
+        return int(self._storage("WeightsVersionKey", [self.netuid]) or 0)
+
+    def weight_rules(self, hotkey: str) -> WeightRules:
+        """Every hyperparameter the weights cadence obeys, plus this hotkey's uid and LastUpdate, read now."""
+        block = self.block()
+        uid = self._storage("Uids", [self.netuid, hotkey])
+        last_update = self._storage("LastUpdate", [self.netuid]) or []
+        uid = None if uid is None else int(uid)
+        return WeightRules(
+            netuid=self.netuid,
+            n=int(self._storage("SubnetworkN", [self.netuid]) or 0),
+            min_allowed=self.min_allowed_weights(),
+            max_weight_limit=self.max_weight_limit(),
+            rate_limit=self.weights_rate_limit(),
+            commit_reveal=self.commit_reveal_enabled(),
+            reveal_period=self.reveal_period(),
+            tempo=int(self._storage("Tempo", [self.netuid]) or 0),
+            weights_version=self.weights_version(),
+            self_uid=uid,
+            last_update=int(last_update[uid]) if uid is not None and uid < len(last_update) else 0,
+            block=block,
+        )
+
+    def weights_row(self, uid: int) -> dict[int, float]:
+        """This subnet's weights row of `uid` as the SDK reads it ({dest: fraction}; empty if none)."""
+        rows = retry("read weights", lambda: self.sub.weights.weights(self.netuid))
+        return {int(k): float(v) for k, v in (rows or {}).get(uid, {}).items()}
+
+    def timelocked_commits(self) -> list[dict[str, Any]]:
+        """Pending timelocked weight commits on this subnet, flattened, each with its `epoch`."""
+        grouped = retry("read timelocked commits", lambda: self.sub.weights.timelocked_weight_commits(self.netuid))
+        return [{**c, "epoch": int(epoch)} for epoch, commits in (grouped or {}).items() for c in commits]
+
+    def _storage(self, item: str, params: list[Any]) -> Any:
+        return retry(f"read {item}", lambda: self.sub.query(getattr(bt.storage.SubtensorModule, item), params))
 
     # -- writes --------------------------------------------------------------
     def commit_location(self, wallet: Any, location: str) -> None:

@@ -1,8 +1,10 @@
 """The validator's persistent state: one JSON file, replaced atomically.
 
 Holds what a restart must not lose: the competition (ratings, leader), the
-last window scored, the block of the last weights set (so a restart never sets
-weights twice inside the rate limit), and the first-seen times of artifacts in
+last window scored, the block of the last weights set or commit (so a restart
+never sets weights twice inside the rate limit), a timelocked commit still
+waiting for its reveal (so a restart neither commits twice nor forgets to
+verify it), and the first-seen times of artifacts in
 windows not yet scored (the upload deadline is judged by those).
 The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
 """
@@ -31,6 +33,8 @@ class ValidatorState:
     # window -> hotkey -> [first_seen unix time, block when seen]
     seen: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
+    # A timelocked weights commit waiting for its reveal (weights_loop.PendingCommit.to_dict()), or None.
+    pending_commit: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps({
@@ -41,6 +45,7 @@ class ValidatorState:
             "weights_windows": self.weights_windows,
             "seen": {str(w): v for w, v in self.seen.items()},
             "identity": self.identity,
+            "pending_commit": self.pending_commit,
         }, sort_keys=True)
 
     @classmethod
@@ -56,6 +61,7 @@ class ValidatorState:
                 weights_windows=int(raw.get("weights_windows", 0)),
                 seen={int(w): {str(h): [float(x) for x in v] for h, v in d.items()} for w, d in raw["seen"].items()},
                 identity=dict(raw.get("identity") or {}),
+                pending_commit=_pending(raw.get("pending_commit")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",
@@ -80,3 +86,12 @@ class ValidatorState:
     def prune_seen(self, before_window: int) -> None:
         for w in [w for w in self.seen if w < before_window]:
             del self.seen[w]
+
+
+def _pending(raw: Any) -> dict[str, Any] | None:
+    """A persisted pending commit (absent in files written before commit-reveal support)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "commit_block" not in raw:
+        raise ValueError(f"pending_commit must be an object with commit_block, got {raw!r}")
+    return dict(raw)

@@ -4,6 +4,7 @@ Importing this package registers every dispatchable (`base.CALLS`).
 """
 
 from subnet.devnet.runtime import (  # noqa: F401  (registration side effects)
+    commit_reveal,
     commitments,
     mevshield,
     registration,

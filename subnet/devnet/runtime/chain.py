@@ -169,9 +169,11 @@ class Runtime:
         handler(self, origin, **params)
 
     def on_initialize(self) -> None:
-        """Per-block hooks: run each subnet's epoch when due."""
-        from subnet.devnet.runtime import epoch
+        """Per-block hooks, in `block_step`'s order: reveal matured weight commits, then epochs when due."""
+        from subnet.devnet.runtime import commit_reveal, epoch
 
+        for netuid in self.netuids():
+            commit_reveal.reveal_commits(self, netuid)
         for netuid in self.netuids():
             epoch.maybe_run(self, netuid)
 

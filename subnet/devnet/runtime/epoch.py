@@ -54,7 +54,9 @@ def run_epoch(rt: Runtime, netuid: int) -> yuma.YumaOutputs | None:
     n = len(rec["hotkeys"])
     pending = pending_emission(rt, rec)
     if n == 0:
-        rt.subnet_mut(netuid)["last_epoch_block"] = rt.block
+        rec = rt.subnet_mut(netuid)
+        rec["last_epoch_block"] = rt.block
+        rec["epoch_index"] = int(rec.get("epoch_index", 0)) + 1
         return None
     hotkeys = rec["hotkeys"]
     try:
@@ -104,6 +106,7 @@ def run_epoch(rt: Runtime, netuid: int) -> yuma.YumaOutputs | None:
     total = float(emission.sum())
     rec["pruning_score"] = [int(round(U16_MAX * x / total)) if total else 0 for x in emission.tolist()]
     rec["last_epoch_block"] = rt.block
+    rec["epoch_index"] = int(rec.get("epoch_index", 0)) + 1  # SubnetEpochIndex
     for i in range(n):
         row = [[j, int(v)] for j, v in enumerate(out.bonds[i].tolist()) if v > 0]
         if row:

@@ -106,6 +106,8 @@ def _set_hyperparameter(rt: Runtime, origin: str, method: str, params: dict) -> 
         value = as_int(value, param)
         if value < 0:
             raise DispatchError("InvalidValue", f"{param} must be >= 0")
+    if storage == "RevealPeriodEpochs" and not 1 <= value <= 100:  # set_reveal_period's bounds
+        raise DispatchError("RevealPeriodTooSmall" if value < 1 else "RevealPeriodTooLarge")
     if storage == "MaxAllowedUids" and value < len(rec["hotkeys"]):
         raise DispatchError("MaxAllowedUIdsLessThanCurrentUIds")
     if storage == "BondsMovingAverage" and value > 975_000 and not is_root:

@@ -1,9 +1,12 @@
 """set_weights / set_mechanism_weights with subtensor's checks, in its order.
 
 Ported from subtensor `subnets/weights.rs::internal_set_weights`. Each check
-fails with the chain's error name. Commit-reveal calls are refused with
-`CommitRevealEnabled`-style errors because the devnet runs plaintext weights
-(CommitRevealWeightsEnabled defaults to false; drand is not reachable offline).
+fails with the chain's error name. The dispatchables refuse plaintext weights
+with `CommitRevealEnabled` while the subnet has commit-reveal on
+(`macros/dispatches.rs`); the timelocked commit path and its reveal live in
+`commit_reveal.py`, and the reveal applies weights through `set_weights` here.
+The legacy hash commit/reveal calls are not supported (the SDK does not use
+them) and fail with `CallFiltered`.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ def set_weights(
         uid = rec["hotkeys"].index(hotkey)
     except ValueError:
         raise DispatchError("HotKeyNotRegisteredInSubNet") from None
-    # 6. minimum stake
-    if rt.stake_of(netuid, hotkey) < int(hp["StakeThreshold"]):
+    # 6. minimum stake (the subnet owner's hotkey is exempt: check_weights_min_stake)
+    if hotkey != rec["owner_hotkey"] and rt.stake_of(netuid, hotkey) < int(hp["StakeThreshold"]):
         raise DispatchError("NotEnoughStakeToSetWeights")
     # 7. version key
     required = int(hp["WeightsVersionKey"])
@@ -92,10 +95,17 @@ def set_weights(
     rt.deposit_event("SubtensorModule", "WeightsSet", {"netuid": netuid, "uid": uid})
 
 
+def _refuse_plaintext_under_commit_reveal(rt: Runtime, netuid: Any) -> None:
+    rec = rt.store.get(f"net:{as_int(netuid, 'netuid')}")
+    if rec is not None and rec["hp"]["CommitRevealWeightsEnabled"]:
+        raise DispatchError("CommitRevealEnabled", "commit-reveal is on: commit timelocked weights instead")
+
+
 @call("SubtensorModule", "set_weights")
 def set_weights_call(
     rt: Runtime, origin: str, netuid: Any, dests: Any, weights: Any, version_key: Any = 0
 ) -> None:
+    _refuse_plaintext_under_commit_reveal(rt, netuid)
     set_weights(rt, origin, netuid, dests, weights, version_key)
 
 
@@ -103,23 +113,17 @@ def set_weights_call(
 def set_mechanism_weights_call(
     rt: Runtime, origin: str, netuid: Any, mecid: Any, dests: Any, weights: Any, version_key: Any = 0
 ) -> None:
+    _refuse_plaintext_under_commit_reveal(rt, netuid)
     set_weights(rt, origin, netuid, dests, weights, version_key, mecid=as_int(mecid, "mecid"))
 
 
-def _commit_refused(rt: Runtime, origin: str, **params: Any) -> None:
+def _hash_commit_refused(rt: Runtime, origin: str, **params: Any) -> None:
     raise DispatchError(
-        "CommitRevealDisabled",
-        "the devnet runs plaintext weights; timelocked commit-reveal needs drand (see contrib/DEVNET.md)",
+        "CallFiltered",
+        "legacy hash commit-reveal is not supported by the devnet; SetWeights commits timelocked weights "
+        "(see contrib/DEVNET.md)",
     )
 
 
-for _fn in (
-    "commit_weights",
-    "commit_mechanism_weights",
-    "commit_timelocked_weights",
-    "commit_timelocked_mechanism_weights",
-    "commit_crv3_mechanism_weights",
-    "reveal_weights",
-    "reveal_mechanism_weights",
-):
-    call("SubtensorModule", _fn)(_commit_refused)
+for _fn in ("commit_weights", "commit_mechanism_weights", "reveal_weights", "reveal_mechanism_weights"):
+    call("SubtensorModule", _fn)(_hash_commit_refused)
