@@ -84,7 +84,7 @@ EXPECTED_OUTCOME: dict[str, tuple[str, ...]] = {
     # reason prefixes the validator is expected to record for the behaviour's submissions
     "nan": ("rejected: NonFinite",),
     "truncated": ("rejected: Truncated",),
-    "oversized": ("absent at scoring time",),  # the store refuses to download past the cap
+    "oversized": ("absent",),  # the watcher refuses to download past the byte bound: never pinned
     "wrong_shape": ("rejected: BadShape",),
     "bad_index": ("rejected: BadIndex",),
     "pickle": ("rejected: Malformed",),

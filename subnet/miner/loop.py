@@ -59,7 +59,7 @@ class Miner:
         self.cfg = rt.cfg
         self.behaviour = rt.cfg.miner.behaviour
         self.store = open_store(rt.cfg.store.location)
-        self.peer_stores = PeerStores(allow_local=rt.allow_local_stores)
+        self.peer_stores = PeerStores.from_config(rt.cfg.store, allow_local=rt.allow_local_stores)
         self.state = MinerState.load(rt.state_dir, identity=rt.identity)
         restore(rt.gm, rt.state_dir)
         if self.state.version != rt.gm.version:
@@ -99,7 +99,8 @@ class Miner:
         lead = lead_validator(peers)
         lead_store = self.peer_stores.get(lead.location) if lead is not None else None
         if lead_store is not None:
-            if follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes):
+            if follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
+                           lead_hotkey=lead.hotkey, codec=rt.codec).changed:
                 persist(rt.gm, rt.state_dir)
                 self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
         seed = rt.chain.window_seed(w)

@@ -71,6 +71,12 @@ class ValidatorOptions:
 
     poll_interval: float = 1.0
     """Seconds between polls of the miners' stores (upload deadline evidence)."""
+    poll_workers: int = 16
+    """Peer store requests in flight at once (one slow store holds one worker, nobody else)."""
+    peer_window_budget_s: float = 60.0
+    """Store time one peer may use per window; then it is not polled again that window."""
+    peer_retry_after_s: float = 3.0
+    """Pause before retrying a peer store that failed or timed out."""
     copy_threshold: float = 0.5
     """Similarity (index overlap x value cosine) at which the later of two uploads is charged as a copy."""
     cohort_method: Literal["median", "max", "rank"] = "median"
@@ -87,6 +93,8 @@ class ValidatorOptions:
     def __post_init__(self) -> None:
         if self.norm_outlier <= 1:
             raise ConfigError("validator.norm_outlier must be > 1")
+        if self.poll_workers < 1 or self.peer_window_budget_s <= 0 or self.peer_retry_after_s < 0:
+            raise ConfigError("validator: poll_workers >= 1, peer_window_budget_s > 0, peer_retry_after_s >= 0")
         if self.poll_interval <= 0 or self.weights_interval < 1 or self.max_staleness < 0:
             raise ConfigError("validator: poll_interval > 0, weights_interval >= 1, max_staleness >= 0")
         if not 0 < self.copy_threshold <= 1:

@@ -10,6 +10,12 @@ aggregates the best contributions per fragment, mirrors the selected artifacts
 into its own store, publishes the manifest (and a checkpoint every N versions)
 and applies it; other validators apply the lead's manifest.
 
+Uploads are watched on their own thread (watch.py) with per-peer budgets, and
+the bytes first seen are pinned (evidence.py): scoring reads only those, so
+the deadline binds bytes, not keys, and no slow or hostile store delays the
+loop. Every per-peer failure is that peer's outcome (intake.py); anything
+left that escapes a window is logged and the loop goes on.
+
 Every decision is persisted atomically before the next window, so a restart
 (also after kill -9) resumes with the same ratings and never sets weights
 twice inside the chain's rate limit.
@@ -29,14 +35,14 @@ import torch
 from loguru import logger
 
 import subnet
-from subnet.codec.errors import ArtifactError
 from subnet.codec.sparseloco import EncodedUpdate, decode, decode_sparse
-from subnet.codec.wire import Artifact, read_artifact
-from subnet.errors import ChainError, SubnetError
+from subnet.chain import make_subtensor
+from subnet.codec.wire import expected_max_bytes, read_artifact
+from subnet.errors import ChainError
 from subnet.model.fragments import trainable_parameters
-from subnet.node.chain import Peer, lead_validator
+from subnet.node.chain import ChainView, Peer, lead_validator
 from subnet.node.globalmodel import follow_lead, persist, restore
-from subnet.node.peerstores import PeerStores
+from subnet.node.peerstores import PeerStores, StoreRefusal
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import assign_all, heldout_pages, random_pages
 from subnet.protocol.keys import artifact_key
@@ -44,33 +50,18 @@ from subnet.protocol.windows import window_end, window_of
 from subnet.storage.base import open_store
 from subnet.sync.aggregate import Contribution, build_manifest, select_top
 from subnet.sync.apply import apply_decoded
-from subnet.sync.checkpoints import publish_checkpoint, publish_manifest, read_manifest, should_checkpoint
+from subnet.sync.checkpoints import manifest_ready, publish_checkpoint, publish_manifest, should_checkpoint
 from subnet.telemetry.events import EventLog
 from subnet.validator.cohorts import normalise_cohorts
 from subnet.validator.competition import compute_weights, play_round
 from subnet.validator.copydetect import Submission, find_copies
+from subnet.validator.evidence import EvidenceBook
+from subnet.validator.intake import IntakeRules, Scored, take_in
 from subnet.validator.scoring import compute_baseline, mean_loss, page_batches, score_contribution
 from subnet.validator.state import ValidatorState
+from subnet.validator.watch import BlockClock, UploadWatcher, WatchBudget, WatchTarget, WatchThread
 
 CONTROL_UID = 1 << 16  # not a real uid: the window's shared control pages
-
-
-@dataclass
-class Scored:
-    uid: int
-    hotkey: str
-    fragment: int
-    score: float | None
-    reason: str
-    detail: dict
-    artifact: Artifact | None = None  # verified; decoded only to score it and, if selected, to aggregate
-    data: bytes | None = None
-    first_seen: float = 0.0
-
-    @property
-    def eligible(self) -> bool:
-        """Verified, positively scored, not charged: may enter aggregation."""
-        return self.artifact is not None and self.score is not None and self.score > 0
 
 
 class Validator:
@@ -78,7 +69,7 @@ class Validator:
         self.rt = rt
         self.cfg = rt.cfg
         self.store = open_store(rt.cfg.store.location)
-        self.peer_stores = PeerStores(allow_local=rt.allow_local_stores)
+        self.peer_stores = PeerStores.from_config(rt.cfg.store, allow_local=rt.allow_local_stores)
         self.state = ValidatorState.load(rt.state_dir, rt.identity)
         restore(rt.gm, rt.state_dir)
         self.events = EventLog(rt.events_path("validator"), component="validator", uid=rt.uid,
@@ -87,9 +78,20 @@ class Validator:
         self._peers: list[Peer] = []
         self._peers_window = -1
         self._owner_uid: int | None = None
-        self._last_poll: dict[int, float] = {}
         self._assign_cache: dict[int, dict] = {}
-        self._weights_rate_limit: int | None = None
+        self._weights_setter: Any = None  # WeightSetter, built on first use
+        vcfg = self.cfg.validator
+        self.budget = WatchBudget(workers=vcfg.poll_workers, request_timeout_s=self.cfg.store.peer_request_timeout_s,
+                                  window_budget_s=vcfg.peer_window_budget_s, retry_after_s=vcfg.peer_retry_after_s)
+        self.evidence = EvidenceBook(rt.state_dir / "evidence")
+        # The watcher thread has its own chain client: the SDK's connection is not shared across threads.
+        self._watch_chain = ChainView(make_subtensor(self.cfg.subtensor.network), rt.netuid, rt.window_params)
+        self.watcher = UploadWatcher(self.evidence, self.peer_stores, BlockClock(self._watch_chain.block), self.budget)
+        self._watch_thread = WatchThread(self._watch_tick, vcfg.poll_interval)
+        self._watch_peers: tuple[int, list[Peer]] = (-1, [])
+        self._watch_assign: dict[int, dict] = {}
+        self._max_bytes = {f: min(rt.cfg.store.max_artifact_bytes, expected_max_bytes(rt.gm.shapes(f), rt.codec))
+                           for f in range(len(rt.gm.fragments))}
         logger.info("validator state: {} rounds played, last scored window {}, model version {}",
                     self.state.competition.round, self.state.last_scored_window, rt.gm.version)
 
@@ -101,24 +103,31 @@ class Validator:
     def run(self, max_windows: int | None = None) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         self.rt.ensure_commitment(self.store.location)
+        self._watch_thread.start()
         scored = 0
-        while not self._stop and (max_windows is None or scored < max_windows):
-            try:
-                now = self.rt.chain.block()
-                w = window_of(now, self.rt.window_params)
-                self._refresh_peers(w)
-                target = w - 1
-                if target > self.state.last_scored_window and target >= 0:
-                    self.score_window(target)
-                    scored += 1
-                    self._maybe_set_weights()
-                self._poll_uploads(w, now)
-                time.sleep(self.cfg.validator.poll_interval)
-            except ChainError as exc:
-                logger.error("chain unavailable: {}; retrying in 5s", exc)
-                time.sleep(5)
+        try:
+            while not self._stop and (max_windows is None or scored < max_windows):
+                try:
+                    now = self.rt.chain.block()
+                    w = window_of(now, self.rt.window_params)
+                    self._refresh_peers(w)
+                    target = w - 1
+                    if target > self.state.last_scored_window and target >= 0:
+                        self.score_window(target)
+                        scored += 1
+                        self._maybe_set_weights()
+                    time.sleep(self.cfg.validator.poll_interval)
+                except ChainError as exc:
+                    logger.error("chain unavailable: {}; retrying in 5s", exc)
+                    time.sleep(5)
+                except Exception:  # our own bug: never let one window end the validator
+                    logger.exception("window loop failed; retrying in 5s")
+                    time.sleep(5)
+        finally:
+            self._watch_thread.stop()
+            self.watcher.close()
 
-    # -- watching uploads -----------------------------------------------------------------------
+    # -- watching uploads (the watcher thread) --------------------------------------------------
     def _refresh_peers(self, w: int) -> None:
         if self._peers_window != w:
             mg = self.rt.chain.metagraph()
@@ -127,48 +136,47 @@ class Validator:
             self._owner_uid = owner.uid if owner is not None else None
             self._peers_window = w
 
-    def _assignments(self, w: int, n: int) -> dict | None:
-        cached = self._assign_cache.get(w)
+    def _assignments(self, w: int, n: int, chain: ChainView | None = None,
+                     cache: dict[int, dict] | None = None) -> dict | None:
+        chain = chain or self.rt.chain
+        cache = self._assign_cache if cache is None else cache
+        cached = cache.get(w)
         if cached is not None and cached["n"] == n:
             return cached["a"]
-        seed = self.rt.chain.window_seed(w)
+        seed = chain.window_seed(w)
         if seed is None:
             return None
         a = assign_all(seed, range(n), self.rt.assignment_params)
-        self._assign_cache = {k: v for k, v in self._assign_cache.items() if k >= w - 2}
-        self._assign_cache[w] = {"n": n, "a": a}
+        for k in [k for k in cache if k < w - 2]:
+            del cache[k]
+        cache[w] = {"n": n, "a": a}
         return a
 
-    def _poll_uploads(self, w: int, block: int) -> None:
-        """Record when each miner's window-`w` artifact first appears (the deadline evidence)."""
-        assignments = self._assignments(w, len(self._peers))
+    def _watch_tick(self) -> None:
+        """One watcher pass over the current window's expected uploads (never waits on a peer)."""
+        chain = self._watch_chain
+        w = window_of(chain.block(), self.rt.window_params)
+        if self._watch_peers[0] != w:
+            self._watch_peers = (w, chain.peers())
+            self.watcher.forget(w - 2)
+        peers = self._watch_peers[1]
+        assignments = self._assignments(w, len(peers), chain, self._watch_assign)
         if assignments is None:
             return
-        seen = self.state.seen.setdefault(w, {})
-        changed = False
-        now = time.time()
-        since = self._last_poll.get(w, now - self.cfg.validator.poll_interval)
-        for p in self._peers:
-            if p.uid == self.rt.uid or p.hotkey in seen or p.uid not in assignments:
-                continue
-            store = self.peer_stores.get(p.location)
-            if store is None:
-                continue
-            key = artifact_key(self.rt.netuid, w, p.hotkey, assignments[p.uid].fragment)
-            try:
-                stamp = store.modified(key)
-            except SubnetError as exc:
-                logger.debug("uid {} store unreachable: {}", p.uid, exc)
-                continue
-            if stamp is not None:
-                # Ordered by poll pass; within one pass by the store's write time, clamped into the pass so
-                # no store clock can move an upload before the previous poll (copy detection's "earlier").
-                seen[p.hotkey] = [min(max(stamp, since), now), float(block)]
-                changed = True
-                logger.debug("window {}: artifact of uid {} seen at block {}", w, p.uid, block)
-        self._last_poll = {w: now}
-        if changed:
-            self.state.save(self.rt.state_dir)
+        targets = [WatchTarget(uid=p.uid, hotkey=p.hotkey, location=p.location, fragment=assignments[p.uid].fragment,
+                               key=artifact_key(self.rt.netuid, w, p.hotkey, assignments[p.uid].fragment),
+                               max_bytes=self._max_bytes[assignments[p.uid].fragment])
+                   for p in peers if p.uid != self.rt.uid and p.uid in assignments]
+        self.watcher.poll(w, targets)
+
+    def _recheck(self, p: Peer, key: str, fragment: int):  # noqa: ANN202 - intake.Recheck
+        def recheck() -> bytes | None:
+            reader = self.peer_stores.open(p.location)
+            if isinstance(reader, StoreRefusal):
+                return None
+            obj = reader.fetch(key, self._max_bytes[fragment], timeout_s=self.budget.request_timeout_s)
+            return None if obj is None else obj.data
+        return recheck
 
     # -- scoring --------------------------------------------------------------------------------
     def score_window(self, t: int) -> None:
@@ -176,7 +184,9 @@ class Validator:
         t0 = time.perf_counter()
         seed_next = rt.chain.window_seed(t + 1)
         peers = self._peers
-        assignments = self._assignments(t, len(peers))
+        # the uid count the watcher assigned window t with (registrations since then must not move anyone)
+        n_at_t = self._watch_assign.get(t, {}).get("n", len(peers))
+        assignments = self._assignments(t, n_at_t)
         if seed_next is None or assignments is None:
             return
         scfg = cfg.score
@@ -188,11 +198,10 @@ class Validator:
         random_b = page_batches(rt.pages, control, "train", scfg.pow_batch_size, scfg.n_random_batches)
         baseline = compute_baseline(rt.gm.model, heldout_b, random_b)
         deadline = window_end(t, rt.window_params)  # first block after the window
-        seen = self.state.seen.get(t, {})
         owners = {cfg.competition.owner_uid, self._owner_uid}  # the subnet owner does not compete
         competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
 
-        results = [self._fetch_one(t, p, assignments[p.uid], seen.get(p.hotkey), deadline) for p in competitors]
+        results = [self._take_in(t, p, assignments[p.uid].fragment, deadline) for p in competitors]
         # copy detection over every verified upload, within each fragment: the later upload is charged
         subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
                            commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
@@ -209,7 +218,11 @@ class Validator:
         self._gate_norm_outliers(results)
         for r in results:
             if r.artifact is not None and r.score is None:
-                self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
+                try:
+                    self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
+                except Exception as exc:  # a peer's update must not end the window for everyone else
+                    logger.exception("uid {}: evaluation failed", r.uid)
+                    r.score, r.reason, r.artifact = None, f"not scored: evaluation error {type(exc).__name__}", None
         floor = cfg.validator.min_score
         for r in results:
             if r.score is not None and 0 < r.score < floor:
@@ -230,6 +243,7 @@ class Validator:
 
         self.state.last_scored_window = t
         self.state.prune_seen(t + 1)
+        self.evidence.prune(t + 1)
         self.state.save(rt.state_dir)
         persist(rt.gm, rt.state_dir)
         ratings = {str(u): {"mu": pl.mu, "sigma": pl.sigma, "ordinal": pl.ordinal(cfg.competition.z)}
@@ -245,44 +259,24 @@ class Validator:
                     time.perf_counter() - t0, sum(r.score is not None for r in results), comp.leader,
                     baseline.heldout_loss)
 
-    def _fetch_one(self, t: int, p: Peer, assignment, seen: list[float] | None, deadline: int) -> Scored:
-        """Fetch and verify one submission; a refusal is a scored outcome (score 0 or absent), never a crash."""
+    def _take_in(self, t: int, p: Peer, frag: int, deadline: int) -> Scored:
+        """One peer's pinned window-`t` submission, verified (intake.take_in: every failure is an outcome)."""
         rt, cfg = self.rt, self.cfg
-        frag = assignment.fragment
-        base = Scored(uid=p.uid, hotkey=p.hotkey, fragment=frag, score=None, reason="", detail={})
-        store = self.peer_stores.get(p.location)
-        if store is None:
-            base.reason = "no usable store committed"
-            return base
-        if seen is None:
-            base.reason = "absent"
-            return base
-        if seen[1] >= deadline:
-            base.reason = f"late (first seen at block {int(seen[1])}, deadline {deadline})"
-            return base
         key = artifact_key(rt.netuid, t, p.hotkey, frag)
-        try:
-            data = store.get(key, cfg.store.max_artifact_bytes)
-        except SubnetError as exc:
-            data = None
-            logger.warning("uid {}: store error {}", p.uid, exc)
-        if data is None:
-            base.reason = "absent at scoring time"
-            return base
-        try:
-            art = read_artifact(data, expected_hotkey=p.hotkey, max_bytes=cfg.store.max_artifact_bytes,
-                                shapes=rt.gm.shapes(frag), netuid=rt.netuid, window=t, fragment=frag, uid=p.uid,
-                                codec=rt.codec)
-        except ArtifactError as exc:
-            base.score, base.reason = 0.0, f"rejected: {type(exc).__name__}: {exc}"
-            return base
-        staleness = rt.gm.version - art.header.base_version
-        if staleness < 0 or staleness > cfg.validator.max_staleness:
-            base.score, base.reason = 0.0, f"stale base version {art.header.base_version} (model at {rt.gm.version})"
-            return base
-        base.artifact, base.data, base.first_seen = art, data, seen[0]
-        base.detail = {"bytes": len(data), "staleness": staleness, "norm": _norm(art.encoded)}
-        return base
+
+        def verify(data: bytes):  # noqa: ANN202 - Artifact
+            return read_artifact(data, expected_hotkey=p.hotkey, max_bytes=self._max_bytes[frag],
+                                 shapes=rt.gm.shapes(frag), netuid=rt.netuid, window=t, fragment=frag, uid=p.uid,
+                                 codec=rt.codec)
+
+        r = take_in(window=t, uid=p.uid, hotkey=p.hotkey, fragment=frag, book=self.evidence,
+                    status=self.watcher.status(t, p.hotkey),
+                    rules=IntakeRules(deadline_block=deadline, model_version=rt.gm.version,
+                                      max_staleness=cfg.validator.max_staleness),
+                    verify=verify, recheck=self._recheck(p, key, frag))
+        if r.artifact is not None:
+            r.detail["norm"] = _norm(r.artifact.encoded)
+        return r
 
     def _gate_norm_outliers(self, results: list[Scored]) -> None:
         """Zero updates whose norm is far above their fragment cohort's (lower) median.
@@ -339,9 +333,9 @@ class Validator:
         deltas = [by_uid[e.uid].delta for e in manifest.entries]
         apply_decoded(rt.gm, manifest, deltas, verify_hash=False)
         manifest = dataclasses.replace(manifest, model_hash=rt.gm.model_hash)
-        publish_manifest(self.store, manifest)
+        publish_manifest(self.store, manifest, rt.wallet.hotkey)
         if should_checkpoint(rt.gm.version, cfg.sync.checkpoint_every):
-            publish_checkpoint(self.store, rt.netuid, rt.gm)
+            publish_checkpoint(self.store, rt.netuid, rt.gm, rt.wallet.hotkey)
         return {"new_version": manifest.new_version, "model_hash": manifest.model_hash,
                 "heldout_loss_after": mean_loss(rt.gm.model, heldout_b) if manifest.entries else None,
                 "selected": [{"uid": e.uid, "fragment": e.fragment, "coef": e.weight} for e in manifest.entries]}
@@ -353,50 +347,53 @@ class Validator:
             return
         end = window_end(t + 1, self.rt.window_params)
         while not self._stop and self.rt.chain.block() < end:
-            if read_manifest(lead_store, self.rt.netuid, t) is not None:
+            if manifest_ready(lead_store, self.rt.netuid, t, expected_signer=lead.hotkey):
                 break
             time.sleep(self.cfg.validator.poll_interval)
-        follow_lead(self.rt.gm, lead_store, self.rt.netuid, t, self.cfg.store.max_artifact_bytes)
+        follow_lead(self.rt.gm, lead_store, self.rt.netuid, t, self.cfg.store.max_artifact_bytes,
+                    lead_hotkey=lead.hotkey, codec=self.rt.codec)
 
     # -- weights --------------------------------------------------------------------------------
     def _maybe_set_weights(self) -> None:
+        """Once per weights cadence: plan, send (plaintext or timelocked commit) and verify via WeightSetter.
+
+        A pending commit is verified every window, so a failed reveal is
+        reported promptly; the next cadence commits afresh.
+        """
+        from subnet.validator.weights_loop import WeightOutcome, WeightSetter  # local: loop.py is co-edited
+
         rt, cfg = self.rt, self.cfg
+        if self._weights_setter is None:
+            self._weights_setter = WeightSetter(rt.chain, rt.wallet, rt.hotkey, self.state,
+                                                lambda: self.state.save(rt.state_dir), subnet.SPEC_VERSION)
+        setter = self._weights_setter
         self.state.weights_windows += 1
         if self.state.weights_windows < cfg.validator.weights_interval:
             self.state.save(rt.state_dir)
-            return
-        block = rt.chain.block()
-        if self._weights_rate_limit is None:
-            self._weights_rate_limit = rt.chain.weights_rate_limit()
-        me = next((p for p in self._peers if p.uid == rt.uid), None)
-        last = max(self.state.last_weights_block, me.last_update if me else -1)
-        if last >= 0 and block - last < self._weights_rate_limit:
-            logger.info("weights: {} blocks since the last set, rate limit {}; waiting", block - last,
-                        self._weights_rate_limit)
-            return
-        weights = compute_weights(self.state.competition, [p.uid for p in self._peers if p.uid != rt.uid],
-                                  cfg.competition)
-        weights = {u: w for u, w in weights.items() if w > 0}
-        if not weights:
-            logger.info("weights: nobody eligible yet; not setting")
-            return
-        try:
-            result = rt.chain.set_weights(rt.wallet, weights, subnet.SPEC_VERSION)
-        except Exception as exc:  # the SDK's preflight raises on rate limit / permits
-            logger.warning("set_weights failed: {}", exc)
-            self._emit("weights_set", block=block, weights={str(u): w for u, w in weights.items()}, success=False,
-                       error=str(exc))
-            return
-        ok = bool(getattr(result, "success", False))
-        err = None if ok else str(getattr(result, "error", None) or getattr(result, "message", ""))
-        if ok:
-            self.state.last_weights_block = block
-            self.state.weights_windows = 0
-            self.state.save(rt.state_dir)
-        logger.info("set_weights {}: {}", "ok" if ok else f"refused ({err})",
-                    {u: round(w, 3) for u, w in weights.items()})
-        self._emit("weights_set", block=block, weights={str(u): w for u, w in weights.items()}, success=ok,
-                   error=err)
+            if setter.pending is not None:
+                report = setter.verify(rt.chain.weight_rules(rt.hotkey))
+                reports = [report] if report is not None else []
+            else:
+                return
+        else:
+            weights = compute_weights(self.state.competition, [p.uid for p in self._peers if p.uid != rt.uid],
+                                      cfg.competition)
+            reports = setter.step(weights)
+        for r in reports:
+            fields = dict(block=r.block, weights={str(u): w for u, w in r.weights.items()}, success=r.success,
+                          error=r.error, outcome=r.outcome.value, detail=r.detail,
+                          pending=r.pending.to_dict() if r.pending else None)
+            if r.outcome in (WeightOutcome.REVEALED, WeightOutcome.REVEAL_FAILED):
+                self._emit("weights_revealed", **fields)
+            elif r.outcome in (WeightOutcome.RATE_LIMITED, WeightOutcome.PENDING, WeightOutcome.NOTHING):
+                logger.info("weights: {} ({})", r.outcome.value, r.detail)
+            else:
+                if r.outcome in (WeightOutcome.SET, WeightOutcome.COMMITTED_PENDING):
+                    self.state.weights_windows = 0
+                    self.state.save(rt.state_dir)
+                logger.info("set_weights {}: {} {}", r.outcome.value, r.detail,
+                            {u: round(w, 3) for u, w in r.weights.items() if w >= 1e-3})
+                self._emit("weights_set", **fields)
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self.events is not None:
