@@ -49,10 +49,11 @@ def _setter(chain, result, tmp, wallet) -> WeightSetter:
 
 
 def _to_next_epoch(handle, sub, netuid) -> int:
-    tempo = sub.query(bt.storage.SubtensorModule.Tempo, [netuid])
+    """Seal through the next epoch block, LastEpochBlock + tempo (coinbase/run_coinbase.rs::should_run_epoch)."""
+    nxt = sub.query(bt.storage.SubtensorModule.LastEpochBlock, [netuid]) + sub.query(
+        bt.storage.SubtensorModule.Tempo, [netuid])
     head = handle.head()["number"]
-    wait = (tempo + 1) - ((head + netuid + 1) % (tempo + 1))
-    handle.produce_blocks(wait or tempo + 1)
+    handle.produce_blocks(max(1, nxt - head))
     return handle.head()["number"]
 
 
@@ -65,7 +66,7 @@ def test_bootstrap_uses_owner_calls_and_leaves_commit_reveal_on(net):
     assert sub.subnets.commit_reveal_enabled(result.netuid)
     n = sub.query(bt.storage.SubtensorModule.SubnetworkN, [result.netuid])
     assert sub.hyperparameters.min_allowed_weights(result.netuid) == n
-    mine = [c for c in result.changes if c.startswith("MinAllowedWeights 1024 -> ")]
+    mine = [c for c in result.changes if c.startswith("MinAllowedWeights 1 -> ")]  # init_new_network: 1
     assert mine and "owner call (btcli sudo set" in mine[0]
     assert all("DEVNET-only" in c for c in result.changes if c.startswith(("Tempo", "WeightsSetRateLimit")))
 
@@ -195,6 +196,7 @@ def _commit(version=4, **extra):
 
 
 def test_commit_checks_in_subtensor_order_and_lookahead_epoch(rt):
+    """subnets/weights.rs::internal_commit_timelocked_weights and current_epoch_with_lookahead."""
     from subnet.devnet.runtime import dev_address
     from subnet.devnet.runtime.commit_reveal import current_epoch
 
@@ -209,20 +211,25 @@ def test_commit_checks_in_subtensor_order_and_lookahead_epoch(rt):
     assert _dispatch_err(rt, eve, "commit_timelocked_mechanism_weights", **_commit()) == "HotKeyNotRegisteredInSubNet"
     assert _dispatch_err(rt, dave, "set_mechanism_weights", netuid=1, mecid=0, dests=[0], weights=[1],
                          version_key=0) == "CommitRevealEnabled"
-    rt.block = 9  # (9 + 1 + 1) % 11 == 0: an epoch is due and not run yet -> the commit belongs to the next one
-    assert current_epoch(rt, rt.store.get("net:1")) == 1
+    rt.block = 5  # LastEpochBlock 0, tempo 10: epoch 0 until block 10
+    assert current_epoch(rt, rt.store.get("net:1")) == 0
     assert _dispatch_err(rt, dave, "commit_timelocked_mechanism_weights", **_commit()) is None
-    assert rt.store.get("tlc:1:1")[0][:2] == [dave, 9] and rt.store.get("net:1")["last_update"][1] == 9
-    rt.block = 11
+    assert rt.store.get("tlc:1:0")[0][:2] == [dave, 5] and rt.store.get("net:1")["last_update"][1] == 5
+    rt.block = 7
     assert _dispatch_err(rt, dave, "commit_crv3_mechanism_weights", netuid=1, mecid=0, commit=b"\x03" * 32,
                          reveal_round=1) == "CommittingWeightsTooFast"
     rt.subnet_mut(1)["hp"]["WeightsSetRateLimit"] = 0
-    for _ in range(10):  # block 11: epoch 0 (the commit at block 9 went to epoch 1)
+    for _ in range(9):  # ten unrevealed commits in epoch 0 at most
         assert _dispatch_err(rt, dave, "commit_timelocked_mechanism_weights", **_commit()) is None
     assert _dispatch_err(rt, dave, "commit_timelocked_mechanism_weights", **_commit()) == "TooManyUnrevealedCommits"
+    rt.block = 10  # block - LastEpochBlock >= tempo: an epoch is due and not run yet -> the next one
+    assert current_epoch(rt, rt.store.get("net:1")) == 1
+    assert _dispatch_err(rt, dave, "commit_timelocked_mechanism_weights", **_commit()) is None
+    assert rt.store.get("tlc:1:1")[0][:2] == [dave, 10] and rt.store.get("net:1")["last_update"][1] == 10
 
 
 def test_reveal_applies_escrow_in_its_epoch_and_drops_it_after(rt):
+    """coinbase/reveal_commits.rs::reveal_crv3_commits_for_subnet, run before the epoch (block_step.rs)."""
     from bittensor.timelock import current_round
 
     from subnet.devnet.runtime import dev_address
@@ -236,14 +243,14 @@ def test_reveal_applies_escrow_in_its_epoch_and_drops_it_after(rt):
     late = {**_commit(), "commit": b"\x04" * 32, "reveal_round": now_round + 10**6, "devnet_reveal": escrow}
     rt.subnet_mut(1)["hp"]["WeightsSetRateLimit"] = 0
     assert _dispatch_err(rt, dave, "commit_timelocked_mechanism_weights", **late) is None
-    for rt.block in range(2, 9):  # commit epoch 0 (epochs run at blocks 9, 20, ...): nothing revealed yet
+    for rt.block in range(2, 10):  # commit epoch 0 (epochs at LastEpochBlock + tempo: 10, 20, ...)
         rt.on_initialize()
     assert rt.store.get("w:1:1") is None
-    rt.block = 9  # epoch 1 due: reveal epoch 0 first, then run the epoch
+    rt.block = 10  # epoch 1 due: reveal epoch 0 first, then run the epoch
     rt.on_initialize()
     assert rt.store.get("w:1:1") == [[0, 65535], [1, 3]]
-    assert rt.store.get("net:1")["last_update"][1] == 9
-    rt.block = 10
+    assert rt.store.get("net:1")["last_update"][1] == 10
+    rt.block = 11
     rt.on_initialize()
     assert [e[3] for e in rt.store.get("tlc:1:0")] == [now_round + 10**6]  # retried within epoch 1
     rt.block = 20
@@ -252,10 +259,12 @@ def test_reveal_applies_escrow_in_its_epoch_and_drops_it_after(rt):
 
 
 def test_owner_sets_weights_without_stake(rt):
+    """lib.rs::check_weights_min_stake: the owner hotkey is exempt from the global StakeThreshold."""
     from subnet.devnet.runtime import dev_address
     from subnet.devnet.runtime.weights import set_weights
 
-    rt.subnet_mut(1)["hp"].update(StakeThreshold=10**12, CommitRevealWeightsEnabled=False)
+    rt.store.get_mut("meta:hparams")["StakeThreshold"] = 10**12  # a chain-wide StorageValue
+    rt.subnet_mut(1)["hp"].update(CommitRevealWeightsEnabled=False)
     set_weights(rt, dev_address("//Bob"), 1, [1], [5], 0)  # owner hotkey: exempt (check_weights_min_stake)
     assert rt.store.get("w:1:0") == [[1, 65535]]
     with pytest.raises(Exception) as info:

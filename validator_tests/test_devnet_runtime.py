@@ -80,8 +80,10 @@ def test_commitment_fields_validated():
 
 
 def test_helpers():
+    """Epoch schedule as subtensor's coinbase/run_coinbase.rs::should_run_epoch (LastEpochBlock + tempo)."""
     assert max_upscale([1, 2, 4]) == [16383, 32767, 65535]
     assert max_upscale([0, 0]) == [0, 0]
-    # (block + netuid + 1) % (tempo + 1) == 0
-    assert [b for b in range(30) if is_due(b, 1, 9)] == [8, 18, 28]
-    assert not any(is_due(b, 1, 0) for b in range(30))
+    # due once block - LastEpochBlock >= tempo; tempo 0 never runs
+    assert [b for b in range(30) if is_due(b, 8, 9)] == list(range(17, 30))
+    assert not is_due(16, 8, 9) and is_due(17, 8, 9)
+    assert not any(is_due(b, 0, 0) for b in range(30))

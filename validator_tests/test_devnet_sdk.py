@@ -40,9 +40,22 @@ def alice():
     return bittensor_core.Keypair.create_from_uri("//Alice")
 
 
-def sudo(sub, method, *args):
+def sudo(sub, method, *args, handle=None):
+    """Root call; with `handle`, first seal blocks out of the admin freeze window (admin_limits.py)."""
+    if handle is not None:
+        open_admin_window(handle, sub, args[0])
     inner = sub.compose(getattr(bt.calls.AdminUtils, method)(*args))
     return sub.submit_call(bt.calls.Sudo.sudo(call=inner), alice())
+
+
+def open_admin_window(handle, sub, netuid):
+    """Seal blocks until the next one is outside AdminFreezeWindow (the epoch block at the latest)."""
+    head = sub.block
+    nxt = sub.query(bt.storage.SubtensorModule.LastEpochBlock, [netuid]) + sub.query(
+        bt.storage.SubtensorModule.Tempo, [netuid])
+    window = sub.query(bt.storage.SubtensorModule.AdminFreezeWindow)
+    if nxt - (head + 1) < window and nxt - 1 > head:
+        handle.produce_blocks(nxt - 1 - head)
 
 
 def test_bootstrap_neurons_visible_in_metagraph(net):
@@ -60,6 +73,7 @@ def test_bootstrap_neurons_visible_in_metagraph(net):
 
 
 def test_set_weights_stored_and_rate_limited(net):
+    """subnets/weights.rs::internal_set_weights (rate limit, u16 max-upscale)."""
     handle, result, sub, wallets = net
     v = wallet(result, wallets, result.validator.wallet)
     handle.produce_blocks(3)
@@ -82,9 +96,10 @@ def test_set_weights_stored_and_rate_limited(net):
 
 
 def test_wrong_version_key_refused(net):
+    """subnets/weights.rs::internal_set_weights check 7; the setter waits out admin-utils' freeze window."""
     handle, result, sub, wallets = net
     v = wallet(result, wallets, result.validator.wallet)
-    assert sudo(sub, "sudo_set_weights_version_key", result.netuid, 7).success
+    assert sudo(sub, "sudo_set_weights_version_key", result.netuid, 7, handle=handle).success
     try:
         handle.produce_blocks(3)
         res = sub.execute(
@@ -98,7 +113,7 @@ def test_wrong_version_key_refused(net):
         )
         assert res.success, res.message
     finally:
-        assert sudo(sub, "sudo_set_weights_version_key", result.netuid, 0).success
+        assert sudo(sub, "sudo_set_weights_version_key", result.netuid, 0, handle=handle).success
 
 
 def test_permitless_miner_cannot_weight_others(net):
@@ -205,6 +220,7 @@ def test_forged_tampered_and_replayed_extrinsics_refused(net):
 
 
 def test_incentive_and_dividends_after_one_tempo(net):
+    """coinbase/run_coinbase.rs epoch every tempo; epoch/run_epoch.rs incentive and dividends."""
     handle, result, sub, wallets = net
     v = wallet(result, wallets, result.validator.wallet)
     target = result.miners[0].uid
@@ -226,13 +242,15 @@ def test_incentive_and_dividends_after_one_tempo(net):
 
 
 def test_pruning_replaces_lowest_emission_non_immune(net, tmp_path):
+    """subnets/registration.rs::get_neuron_to_prune (MinNonImmuneUids lowered to 0 here; owner hotkey immune)."""
     handle, result, sub, wallets = net
     bob = bittensor_core.Keypair.create_from_uri("//Bob")
     res = sub.execute(bt.RegisterSubnet(hotkey_ss58=bob.ss58_address), bob)
     assert res.success, res.message
     netuid = int(res.data["netuid"])
-    assert sudo(sub, "sudo_set_max_allowed_uids", netuid, 3).success
-    assert sudo(sub, "sudo_set_immunity_period", netuid, 0).success
+    assert sudo(sub, "sudo_set_max_allowed_uids", netuid, 3, handle=handle).success
+    assert sudo(sub, "sudo_set_immunity_period", netuid, 0, handle=handle).success
+    assert sudo(sub, "sudo_set_min_non_immune_uids", netuid, 0).success  # MinNonImmuneUids floor 10 -> 0
     keys = [bittensor_core.Keypair.create_from_uri(f"//prune{i}") for i in range(3)]
     for kp in keys:
         call = bt.calls.SubtensorModule.burned_register(netuid=netuid, hotkey=kp.ss58_address)

@@ -13,6 +13,11 @@ and, if asked, CommitRevealWeightsEnabled (left on by default, as on chain).
 The fast demo windows (Tempo, WeightsSetRateLimit, ActivityCutoff) are root
 calls on subtensor and are applied through Sudo as DEVNET-only settings.
 Every change is printed (stderr) and listed in the result's `changes`.
+The chain refuses admin calls (owner and most root ones) in the last
+AdminFreezeWindow blocks before an epoch, so bootstrap waits out that window
+before each one, as an operator would; each owner call sets a different
+hyperparameter, so the per-hyperparameter owner rate limit (2 tempos) never
+binds within one bootstrap.
 
 Wallets go to `~/.tessera/devnet-wallets` unless `--wallet.path` (or
 TESSERA_WALLET_PATH, then BT_WALLET_PATH) says otherwise: never into the real
@@ -160,8 +165,9 @@ async def bootstrap_async(url: str, cfg: BootstrapConfig) -> BootstrapResult:
         ])
         for result in regs:
             _ok(result, "burned_register")
-        # MinAllowedWeights defaults to 1024 and the SDK refuses to set fewer weights than that, so a
-        # subnet with fewer uids needs its owner to lower it to at most n (validators spread a floor).
+        # A new subnet starts at MinAllowedWeights 1 (init_new_network; the runtime's initial value is
+        # 1024, and the SDK refuses fewer weights than it), so this is an owner call only when the
+        # configured value differs (None: the uid count, which validators meet by spreading a floor).
         n = int(await client.query(("SubtensorModule", "SubnetworkN"), [netuid]))
         changes += await _set_hparam(client, netuid, "MinAllowedWeights",
                                      n if cfg.min_allowed_weights is None else cfg.min_allowed_weights,
@@ -200,6 +206,8 @@ async def _set_hparam(client, netuid: int, item: str, value, *, owner=None, root
     before = await client.query(("SubtensorModule", item), [netuid])
     if before == value:
         return []
+    if owner is not None or method_windowed(root[0] if root else ""):
+        await wait_admin_window(client._substrate, client, netuid)
     if owner is not None:
         name, wallet = owner
         _ok(await client.execute(bt.SetHyperparameter(netuid=netuid, name=name, value=value), wallet), name)
@@ -212,13 +220,33 @@ async def _set_hparam(client, netuid: int, item: str, value, *, owner=None, root
     return [f"{item} {before} -> {value}: {how}"]
 
 
+def method_windowed(method: str) -> bool:
+    """Root setters that the freeze window binds too (`runtime/admin_limits.py`)."""
+    from subnet.devnet.runtime.admin_limits import OWNER_LIMITED, ROOT_WINDOWED, VERSION_KEY_SETTER
+
+    return method in OWNER_LIMITED or method in ROOT_WINDOWED or method == VERSION_KEY_SETTER
+
+
+async def _next_epoch(client, netuid: int) -> tuple[int, int]:
+    """(head, block of the next epoch) from the chain's `LastEpochBlock + tempo` schedule."""
+    tempo = int(await client.query(("SubtensorModule", "Tempo"), [netuid]))
+    last = int(await client.query(("SubtensorModule", "LastEpochBlock"), [netuid]))
+    return await client.block(), last + tempo
+
+
+async def wait_admin_window(substrate, client, netuid: int) -> None:
+    """If the next block falls in the admin freeze window, wait until it is the epoch block (open again)."""
+    window = int(await client.query(("SubtensorModule", "AdminFreezeWindow")) or 0)
+    head, next_epoch = await _next_epoch(client, netuid)
+    if next_epoch - (head + 1) >= window:
+        return
+    await advance_blocks(substrate, max(0, next_epoch - 1 - head), start=head)
+
+
 async def _fast_forward_to_epoch(substrate, client, netuid: int) -> None:
     """Get the chain past the subnet's next epoch (so permits are assigned)."""
-    tempo = int(await client.query(("SubtensorModule", "Tempo"), [netuid]))
-    block = await client.block()
-    # Epoch runs at the first block b > head with (b + netuid + 1) % (tempo + 1) == 0.
-    wait = (tempo + 1) - ((block + netuid + 1) % (tempo + 1))
-    await advance_blocks(substrate, wait or (tempo + 1), start=block)
+    block, next_epoch = await _next_epoch(client, netuid)
+    await advance_blocks(substrate, max(1, next_epoch - block), start=block)
 
 
 async def advance_blocks(substrate, count: int, *, start: int | None = None) -> int:

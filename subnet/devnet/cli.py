@@ -8,7 +8,9 @@ Flags: --devnet.port / TESSERA_DEVNET_PORT (9946), --devnet.dir /
 TESSERA_DEVNET_DIR (~/.tessera/devnet), --devnet.block_ms /
 TESSERA_DEVNET_BLOCK_MS (1000; 0 = instant seal), --devnet.allow_admin /
 TESSERA_DEVNET_ALLOW_ADMIN (off: admin RPC such as devnet_produceBlocks is
-refused, since anything on the machine could call it).
+refused, since anything on the machine could call it), --devnet.finality_lag /
+TESSERA_DEVNET_FINALITY_LAG (blocks the finalized head trails the best head;
+default 2 with a block timer, 0 in instant-seal mode).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        const=True, default=env["allow_admin"], metavar="BOOL",
                        help=f"serve unauthenticated admin RPC (devnet_produceBlocks); tests only "
                             f"(env {ADMIN_ENV}, default off)")
+    start.add_argument("--devnet.finality_lag", dest="devnet_finality_lag", type=int, default=env["finality_lag"],
+                       metavar="BLOCKS",
+                       help="blocks the finalized head trails the best head (default 2; 0 in instant-seal "
+                            "mode; env TESSERA_DEVNET_FINALITY_LAG)")
     start.add_argument("--detach", action="store_true", help="run in the background")
     start.add_argument("--reset", action="store_true", help="delete existing state first")
     start.add_argument("--log-level", default="INFO")
@@ -67,6 +73,7 @@ def _config(args: argparse.Namespace) -> DevnetConfig:
         dir=Path(args.devnet_dir).expanduser(),
         block_ms=int(getattr(args, "devnet_block_ms", 1000)),
         allow_admin=bool(getattr(args, "devnet_allow_admin", False)),
+        finality_lag=getattr(args, "devnet_finality_lag", None),
     )
 
 
@@ -86,8 +93,9 @@ def _read_pid(cfg: DevnetConfig) -> int | None:
 
 def _start(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    if not 0 < cfg.port < 65536 or cfg.block_ms < 0:
-        print("error: --devnet.port must be 1..65535 and --devnet.block_ms >= 0", file=sys.stderr)
+    if not 0 < cfg.port < 65536 or cfg.block_ms < 0 or (cfg.finality_lag or 0) < 0:
+        print("error: --devnet.port must be 1..65535, --devnet.block_ms >= 0 and --devnet.finality_lag >= 0",
+              file=sys.stderr)
         return 2
     existing = _read_pid(cfg)
     if existing is not None:
@@ -102,6 +110,8 @@ def _start(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "subnet.devnet", "start", "--devnet.port", str(cfg.port),
                "--devnet.dir", str(cfg.dir), "--devnet.block_ms", str(cfg.block_ms),
                "--devnet.allow_admin", "1" if cfg.allow_admin else "0", "--log-level", args.log_level]
+        if cfg.finality_lag is not None:
+            cmd += ["--devnet.finality_lag", str(cfg.finality_lag)]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.monotonic() + 30

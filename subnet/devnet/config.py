@@ -19,6 +19,7 @@ U16_MAX = 65535
 DEFAULT_PORT = 9946
 DEFAULT_BLOCK_MS = 1000
 DEFAULT_DIR = "~/.tessera/devnet"
+DEFAULT_FINALITY_LAG = 2  # blocks the finalized head trails the best head (GRANDPA on finney: ~2-3)
 ADMIN_FLAG = "--devnet.allow_admin"
 ADMIN_ENV = "TESSERA_DEVNET_ALLOW_ADMIN"
 SPEC_VERSION = 425
@@ -43,12 +44,11 @@ DEFAULT_HYPERPARAMETERS: dict[str, int | bool | str] = {
     "MinBurn": 500_000,
     "MaxBurn": 100 * RAO_PER_TAO,
     "WeightsSetRateLimit": 100,
-    "StakeThreshold": 0,
     "CommitRevealWeightsEnabled": True,  # as subtensor; reveals via the escrow (runtime/commit_reveal.py)
     "RevealPeriodEpochs": 1,
     "MaxWeightsLimit": U16_MAX,
     "NetworkRegistrationAllowed": True,
-    "MaxRegistrationsPerBlock": 16,  # DEVNET: 1 at subtensor; parallel local registration
+    "MaxRegistrationsPerBlock": 1,  # stored and settable; do_register no longer enforces it
     "MinNonImmuneUids": 10,
     "LiquidAlphaOn": False,
     "Yuma3On": False,
@@ -61,6 +61,20 @@ DEFAULT_HYPERPARAMETERS: dict[str, int | bool | str] = {
     "MaxDifficulty": 2**63 - 1,
     "MinDifficulty": 1,
     "SubnetEpochConsensus": "Yuma",
+    # Registration burn (subnets/registration.rs): x BurnIncreaseMult per registration, halving
+    # every BurnHalfLife blocks, within MinBurn..MaxBurn.
+    "BurnHalfLife": 360,  # DefaultBurnHalfLife
+    "BurnIncreaseMult": 1.26,  # DefaultBurnIncreaseMult (U64F64)
+    "ImmuneOwnerUidsLimit": 1,  # DefaultImmuneOwnerUidsLimit
+}
+
+# Chain-wide StorageValues (not per subnet), kept in meta:hparams. lib.rs / runtime defaults.
+GLOBAL_HYPERPARAMETERS: dict[str, int] = {
+    "StakeThreshold": 0,  # DefaultStakeThreshold: minimum stake to set weights
+    "TxRateLimit": 1000,  # SubtensorInitialTxRateLimit
+    "AdminFreezeWindow": 10,  # DefaultAdminFreezeWindow: blocks before an epoch closed to admin calls
+    "OwnerHyperparamRateLimit": 2,  # DefaultOwnerHyperparamRateLimit: tempos between owner updates
+    "WeightsVersionKeyRateLimit": 5,  # DefaultWeightsVersionKeyRateLimit: tempos
 }
 
 # AdminUtils setter -> (storage name, value parameter). Owner-settable ones are
@@ -99,15 +113,25 @@ SUDO_SETTERS: dict[str, tuple[str, str]] = {
     "sudo_set_max_difficulty": ("MaxDifficulty", "max_difficulty"),
     "sudo_set_min_difficulty": ("MinDifficulty", "min_difficulty"),
     "sudo_set_epoch_consensus": ("SubnetEpochConsensus", "mode"),
+    "sudo_set_burn_half_life": ("BurnHalfLife", "burn_half_life"),
+    "sudo_set_owner_immune_neuron_limit": ("ImmuneOwnerUidsLimit", "immune_neurons"),
 }
-OWNER_SETTABLE = {
-    "sudo_set_tempo", "sudo_set_immunity_period", "sudo_set_min_allowed_weights",
+# Root-only setters of the chain-wide values above (no netuid).
+GLOBAL_SETTERS: dict[str, tuple[str, str]] = {
+    "sudo_set_stake_threshold": ("StakeThreshold", "min_stake"),
+    "sudo_set_tx_rate_limit": ("TxRateLimit", "tx_rate_limit"),
+    "sudo_set_admin_freeze_window": ("AdminFreezeWindow", "window"),
+    "sudo_set_owner_hparam_rate_limit": ("OwnerHyperparamRateLimit", "epochs"),
+}
+OWNER_SETTABLE = {  # sudo_set_tempo is root-only (owners use set_tempo, not served by the devnet)
+    "sudo_set_immunity_period", "sudo_set_min_allowed_weights",
     "sudo_set_weights_version_key", "sudo_set_min_burn", "sudo_set_max_burn",
     "sudo_set_bonds_moving_average", "sudo_set_bonds_penalty", "sudo_set_serving_rate_limit",
     "sudo_set_commit_reveal_weights_interval", "sudo_set_max_allowed_uids", "sudo_set_rho",
     "sudo_set_commit_reveal_weights_enabled", "sudo_set_liquid_alpha_enabled",
     "sudo_set_network_registration_allowed", "sudo_set_yuma3_enabled", "sudo_set_toggle_transfer",
     "sudo_set_adjustment_alpha", "sudo_set_max_difficulty", "sudo_set_epoch_consensus",
+    "sudo_set_burn_half_life", "sudo_set_owner_immune_neuron_limit", "sudo_set_activity_cutoff",
 }
 
 
@@ -123,7 +147,7 @@ class GenesisConfig:
     alpha_per_block: int = RAO_PER_TAO
     # TAO locked to register a subnet (the real chain's cost floats; fixed here).
     network_lock_cost: int = 100 * RAO_PER_TAO
-    hyperparameters: dict = field(default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS))
+    hyperparameters: dict = field(default_factory=lambda: {**DEFAULT_HYPERPARAMETERS, **GLOBAL_HYPERPARAMETERS})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +163,20 @@ class DevnetConfig:
     # unauthenticated, so any local process could fast-forward the chain (and
     # with it epochs, rate limits and immunity). Tests opt in explicitly.
     allow_admin: bool = False
+    # Blocks the finalized head trails the best head (`finalized_block_number`,
+    # finalized head subscriptions, wait_for_finalization). None = 2 with a
+    # block timer, 0 in instant-seal mode (nothing would seal the blocks that
+    # finalize a submission, as Substrate's instant seal finalizes at once).
+    finality_lag: int | None = None
+    # Blocks of state history kept for block-pinned reads (a pruned node's --state-pruning).
+    state_pruning: int = 256
     genesis: GenesisConfig = field(default_factory=GenesisConfig)
+
+    @property
+    def effective_finality_lag(self) -> int:
+        if self.finality_lag is not None:
+            return max(0, int(self.finality_lag))
+        return DEFAULT_FINALITY_LAG if self.block_ms > 0 else 0
 
     @property
     def db_path(self) -> Path:
@@ -161,4 +198,9 @@ def env_defaults() -> dict[str, object]:
         "dir": os.environ.get("TESSERA_DEVNET_DIR", DEFAULT_DIR),
         "block_ms": int(os.environ.get("TESSERA_DEVNET_BLOCK_MS", DEFAULT_BLOCK_MS)),
         "allow_admin": parse_bool(os.environ.get(ADMIN_ENV, "0") or "0"),
+        "finality_lag": _optional_int(os.environ.get("TESSERA_DEVNET_FINALITY_LAG")),
     }
+
+
+def _optional_int(raw: str | None) -> int | None:
+    return None if raw in (None, "") else int(raw)

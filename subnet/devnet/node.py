@@ -44,7 +44,8 @@ class Node:
 
     def __init__(self, cfg: DevnetConfig) -> None:
         self.cfg = cfg
-        self.store = Store(cfg.db_path)
+        self.store = Store(cfg.db_path, state_pruning=cfg.state_pruning)
+        self.finality_lag = cfg.effective_finality_lag
         self.rt = Runtime(self.store, cfg.genesis)
         self.reader = Reader(self.rt)
         self._pool: list[tuple[Extrinsic, asyncio.Future | None]] = []
@@ -164,9 +165,10 @@ class Node:
             self._receipts[ext.hash] = full
             if fut is not None and not fut.done():
                 fut.set_result(full)
+        note = {**self.header(block), "finalized": self.finalized_header()}
         for queue in list(self._head_listeners):
             if not queue.full():  # a stalled subscriber misses heads, never blocks the chain
-                queue.put_nowait(self.header(block))
+                queue.put_nowait(note)
         return block
 
     def header(self, block: BlockRecord | None = None) -> dict:
@@ -177,6 +179,38 @@ class Node:
             "parentHash": block.parent,
             "timestamp": block.timestamp,
         }
+
+    @property
+    def finalized_number(self) -> int:
+        """The finalized head: `finality_lag` blocks behind the best head (never below genesis)."""
+        return max(0, self.head.number - self.finality_lag)
+
+    def finalized_header(self) -> dict:
+        number = self.finalized_number
+        if number == self.head.number:
+            return self.header()
+        record = self.store.block(number)
+        return self.header(record) if record is not None else self.header()
+
+    def reader_at(self, block_hash: str | None) -> Reader:
+        """A reader over the state at `block_hash` (the head when None or the head's hash).
+
+        Unknown hashes fail like Substrate's `UnknownBlock`; blocks past the
+        pruning window like a pruned node's "State already discarded".
+        """
+        if block_hash is None or block_hash == self.head.hash:
+            return self.reader
+        number = self.store.block_number(block_hash)
+        if number is None:
+            raise LookupError(f"UnknownBlock: Header was not found in the database: {block_hash}")
+        if number == self.head.number:
+            return self.reader
+        view = self.store.at(number, self.head.number)
+        record = self.store.block(number)
+        rt = Runtime(view, self.cfg.genesis)  # type: ignore[arg-type]  # StoreAt: the read half of Store
+        rt.block = number
+        rt.timestamp_ms = record.timestamp if record else 0
+        return Reader(rt)
 
     def find_extrinsic(self, ext_hash: str, block_hash: str | None) -> dict | None:
         receipt = self._receipts.get(ext_hash)

@@ -2,9 +2,10 @@
 
 Maps `query(module, item, params)`, `query_map` and `runtime_call` onto the
 devnet state so that the SDK's typed reads (metagraph, balances, weights,
-hyperparameters, commitments) decode unchanged. Item names are subtensor's.
-Reads are served at the chain head: a `block_hash` pin is accepted but not
-honoured for storage (see contrib/DEVNET.md).
+hyperparameters, commitments, stake, epochs, swap quotes) decode unchanged.
+Item names are subtensor's. A `Reader` answers against one runtime's state:
+the node builds one over the head, and one over a `StoreAt` view for reads
+pinned to an older block hash (`Node.reader_at`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable
 
-from subnet.devnet.config import RAO_PER_TAO, SPEC_VERSION
+from subnet.devnet.config import GLOBAL_HYPERPARAMETERS, RAO_PER_TAO, SPEC_VERSION
 from subnet.devnet.runtime import Runtime
-from subnet.devnet.runtime.epoch import pending_emission
+from subnet.devnet.runtime.epoch import next_epoch_start_block, pending_emission
 
 MEV_KEY_BYTES = 1184
 _LIST_FIELDS = {
@@ -91,6 +92,8 @@ class Reader:
     def _subtensor_item(self, item: str, params: list) -> Any:
         rt = self.rt
         if not params:
+            if item in GLOBAL_HYPERPARAMETERS:
+                return rt.global_param(item)
             hp = rt.store.get("meta:hparams") or {}
             if item in hp:
                 return hp[item]
@@ -101,7 +104,9 @@ class Reader:
         if rec is None:
             return False if item == "NetworksAdded" else None
         if len(params) == 1:
-            if item in rec["hp"]:
+            if item == "BurnIncreaseMult":
+                return {"bits": _u64f64_bits(rec["hp"].get(item, 1.26))}
+            if item in rec["hp"] and item not in GLOBAL_HYPERPARAMETERS:
                 return rec["hp"][item]
             if item in _SUBNET_FIELDS:
                 return rec[_SUBNET_FIELDS[item]]
@@ -248,7 +253,12 @@ class Reader:
             rec = self._subnet(args[0])
             if rec is None:
                 return None
-            return [{"name": _snake(k), "value": {_tag(v): v}} for k, v in rec["hp"].items()]
+            return [_hyperparam_entry(k, v) for k, v in rec["hp"].items() if k not in GLOBAL_HYPERPARAMETERS]
+        if api == "SubnetInfoRuntimeApi" and method == "get_next_epoch_start_block":
+            rec = self._subnet(args[0])
+            return None if rec is None else next_epoch_start_block(rec)
+        if api == "StakeInfoRuntimeApi":
+            return self.stake_info(method, args)
         if api == "NeuronInfoRuntimeApi" and method in ("get_neurons_lite", "get_neurons"):
             return self.neurons(args[0], lite=method.endswith("lite"))
         if api == "SubnetRegistrationRuntimeApi" and method == "get_network_registration_cost":
@@ -257,13 +267,64 @@ class Reader:
             return RAO_PER_TAO  # 1:1, no AMM
         if api == "SwapRuntimeApi" and method == "sim_swap_tao_for_alpha":
             tao = int(params.get("tao", 0)) if isinstance(params, dict) else int(args[1])
-            return {"alpha_amount": tao, "tao_amount": tao, "tao_fee": 0, "alpha_fee": 0}
+            return _sim_swap(tao)
         if api == "SwapRuntimeApi" and method == "sim_swap_alpha_for_tao":
             alpha = int(params.get("alpha", 0)) if isinstance(params, dict) else int(args[1])
-            return {"alpha_amount": alpha, "tao_amount": alpha, "tao_fee": 0, "alpha_fee": 0}
+            return _sim_swap(alpha)
         if api == "Core" and method == "version":
             return {"spec_name": "tessera-devnet", "spec_version": SPEC_VERSION}
         return None
+
+    # StakeInfoRuntimeApi (rpc_info/stake_info.rs), 1:1 alpha, no locks.
+    def stake_info(self, method: str, args: list) -> Any:
+        if method == "get_stake_info_for_hotkey_coldkey_netuid":
+            hotkey, coldkey, netuid = args[0], args[1], int(args[2])
+            return self._stake_record(hotkey, coldkey, netuid)
+        if method == "get_stake_info_for_coldkey":
+            return self._stake_for_coldkey(args[0])
+        if method == "get_stake_info_for_coldkeys":
+            coldkeys = list(args[0] or [])
+            return [(ck, self._stake_for_coldkey(ck)) for ck in coldkeys]
+        if method == "get_stake_availability_for_coldkeys":
+            coldkeys, netuids = list(args[0] or []), [int(n) for n in args[1] or []]
+            out: dict = {}
+            for ck in coldkeys:
+                per: dict = {}
+                for netuid in netuids:
+                    total = sum(int(r["stake"]) for r in self._stake_for_coldkey(ck) if r["netuid"] == netuid)
+                    per[netuid] = {"total": total, "locked": 0, "available": total}
+                out[ck] = per
+            return out
+        if method == "get_stake_fee":
+            return 0
+        return None
+
+    def _stake_record(self, hotkey: str, coldkey: str, netuid: int) -> dict:
+        rec = self._subnet(netuid)
+        row = self.rt.store.get(f"stake:{netuid}:{hotkey}") or {}
+        uid = rec["hotkeys"].index(hotkey) if rec and hotkey in rec["hotkeys"] else None
+        return {
+            "hotkey": hotkey,
+            "coldkey": coldkey,
+            "netuid": netuid,
+            "stake": int(row.get(coldkey, 0)),
+            "locked": 0,
+            "emission": int(rec["emission"][uid]) if uid is not None else 0,  # last epoch's alpha to the uid
+            "tao_emission": 0,
+            "drain": 0,
+            "is_registered": uid is not None,
+        }
+
+    def _stake_for_coldkey(self, coldkey: str) -> list[dict]:
+        """`_get_stake_info_for_coldkeys`: every (netuid, hotkey) with nonzero alpha, netuid-major."""
+        hotkeys = self._q_SubtensorModule_StakingHotkeys(coldkey)
+        out = []
+        for netuid in self.rt.netuids():
+            for hotkey in hotkeys:
+                record = self._stake_record(hotkey, coldkey, netuid)
+                if record["stake"]:
+                    out.append(record)
+        return out
 
     def metagraph(self, netuid: Any) -> dict | None:
         rec = self._subnet(netuid)
@@ -388,6 +449,22 @@ def _subnet_scalar(rt: Runtime, rec: dict, item: str) -> Any:
     if item in ("PendingServerEmission", "PendingValidatorEmission"):
         return (pending - owner_cut) // 2
     return None
+
+
+def _sim_swap(amount: int) -> dict:
+    """A SimSwapResult at 1:1 with no pool: what goes in comes out, no fee, no slippage."""
+    return {"alpha_amount": amount, "tao_amount": amount, "tao_fee": 0, "alpha_fee": 0,
+            "tao_slippage": 0, "alpha_slippage": 0}
+
+
+def _u64f64_bits(value: Any) -> int:
+    return int(float(value) * 2**64)
+
+
+def _hyperparam_entry(name: str, value: Any) -> dict:
+    if name == "BurnIncreaseMult":
+        return {"name": _snake(name), "value": {"U64F64": {"bits": _u64f64_bits(value)}}}
+    return {"name": _snake(name), "value": {_tag(value): value}}
 
 
 def _snake(name: str) -> str:

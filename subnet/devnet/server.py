@@ -1,7 +1,8 @@
 """JSON-RPC 2.0 over WebSocket for the devnet, bound to 127.0.0.1 only.
 
-Methods (all `devnet_*`): head, status, blockHash, getBlock, events,
-findExtrinsic, query, queryMap, queryBatch, runtimeCall, constant,
+Methods (all `devnet_*`): head, finalizedHead, status, blockHash, getBlock, events,
+findExtrinsic, query, queryMap, queryBatch, runtimeCall (each read takes an
+optional block hash `at`, answered from that block's state), constant,
 accountNextIndex, signingInfo, submit (waits for inclusion), produceBlocks
 (admin), subscribeHeads / unsubscribeHeads. Values use `subnet.devnet.codec`.
 Admin calls are unauthenticated, so they are refused (error -32010,
@@ -28,6 +29,8 @@ from subnet.devnet.codec import from_wire, to_wire
 from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, SPEC_VERSION, DevnetConfig
 from subnet.devnet.extrinsic import Extrinsic
 from subnet.devnet.node import Node, PoolRejection
+from subnet.devnet.reads import Reader
+from subnet.devnet.state import StateDiscarded
 
 LOOPBACK = "127.0.0.1"
 CONSTANTS = {
@@ -36,6 +39,8 @@ CONSTANTS = {
 }
 ADMIN_METHODS = frozenset({"devnet_produceBlocks"})
 ADMIN_DISABLED = -32010  # JSON-RPC server-error range
+UNKNOWN_BLOCK = 4001  # Substrate's state RPC error codes: UnknownBlock / state discarded
+STATE_DISCARDED = 4003
 
 
 class RpcError(Exception):
@@ -59,7 +64,19 @@ class DevnetServer:
             "block_ms": self.node.cfg.block_ms,
             "spec_version": SPEC_VERSION,
             "admin": self.node.cfg.allow_admin,
+            "finalized": self.node.finalized_header(),
+            "finality_lag": self.node.finality_lag,
         }
+
+    def _reader(self, params: list, index: int) -> Reader:
+        """The reader for the block hash pinned at `params[index]` (head when absent)."""
+        at = params[index] if len(params) > index else None
+        try:
+            return self.node.reader_at(at)
+        except StateDiscarded as exc:
+            raise RpcError(STATE_DISCARDED, str(exc), {"name": "StateDiscarded"}) from None
+        except LookupError as exc:
+            raise RpcError(UNKNOWN_BLOCK, str(exc), {"name": "UnknownBlock"}) from None
 
     def _require_admin(self, method: str) -> None:
         """Refuse an admin call unless the operator opted in at start-up."""
@@ -73,11 +90,12 @@ class DevnetServer:
 
     async def call(self, method: str, params: list, ws: ServerConnection) -> Any:
         node = self.node
-        reader = node.reader
         if method in ADMIN_METHODS:
             self._require_admin(method)
         if method == "devnet_head":
             return self._head()
+        if method == "devnet_finalizedHead":
+            return node.finalized_header()
         if method == "devnet_status":
             return {
                 **self._head(),
@@ -98,16 +116,17 @@ class DevnetServer:
             return node.find_extrinsic(params[0], params[1] if len(params) > 1 else None)
         if method == "devnet_query":
             module, item, keys = params[0], params[1], from_wire(params[2] if len(params) > 2 else [])
-            return reader.query(module, item, keys)
+            return self._reader(params, 3).query(module, item, keys)
         if method == "devnet_queryMap":
             module, item, keys = params[0], params[1], from_wire(params[2] if len(params) > 2 else [])
-            return [list(pair) for pair in reader.query_map(module, item, keys)]
+            return [list(pair) for pair in self._reader(params, 3).query_map(module, item, keys)]
         if method == "devnet_queryBatch":
             module, item, sets = params[0], params[1], from_wire(params[2])
-            return [reader.query(module, item, keys) for keys in sets]
+            pinned = self._reader(params, 3)
+            return [pinned.query(module, item, keys) for keys in sets]
         if method == "devnet_runtimeCall":
             api, name, args = params[0], params[1], from_wire(params[2] if len(params) > 2 else [])
-            return reader.runtime_call(api, name, args)
+            return self._reader(params, 3).runtime_call(api, name, args)
         if method == "devnet_constant":
             if tuple(params[:2]) == ("Aura", "SlotDuration"):
                 return node.cfg.block_ms or 12_000

@@ -7,6 +7,13 @@ SQLite transaction writing the keys it changed plus the block row, so a crash
 resumes there with all state intact. Each extrinsic runs inside an undo scope:
 a failed dispatch restores the keys it touched, as a failed extrinsic on the
 real chain leaves storage unchanged.
+
+Block-pinned reads: each commit also journals, per changed key, the value it
+had before the block (`journal`, same transaction). The state at block B is
+the head state with every change made after B undone, so `at(B)` answers
+reads exactly as of B. Like a pruned node (Substrate's default
+`--state-pruning 256`), only the last `state_pruning` blocks are kept; older
+pins raise `StateDiscarded`.
 """
 
 from __future__ import annotations
@@ -30,7 +37,19 @@ CREATE TABLE IF NOT EXISTS blocks (
     extrinsics TEXT NOT NULL,
     events TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal (
+    block INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    old TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_key_block ON journal (key, block);
+CREATE INDEX IF NOT EXISTS journal_block ON journal (block);
 """
+DEFAULT_STATE_PRUNING = 256  # blocks of state history kept, as Substrate's default --state-pruning
+
+
+class StateDiscarded(LookupError):
+    """A read pinned to a block whose state is past the retention window (a pruned node's error)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +67,9 @@ class BlockRecord:
 class Store:
     """The state dict, its undo scope and its SQLite mirror."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, state_pruning: int = DEFAULT_STATE_PRUNING) -> None:
         self.path = Path(path)
+        self.state_pruning = max(0, int(state_pruning))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -133,10 +153,15 @@ class Store:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.executemany(  # pre-block values, read before the kv rows change
+                "INSERT INTO journal (block, key, old) VALUES (?, ?, (SELECT value FROM kv WHERE key = ?))",
+                [(block.number, key, key) for key in self._dirty],
+            )
             if rows:
                 conn.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", rows)
             if deletes:
                 conn.executemany("DELETE FROM kv WHERE key = ?", deletes)
+            conn.execute("DELETE FROM journal WHERE block <= ?", (block.number - self.state_pruning,))
             conn.execute(
                 "INSERT INTO blocks (number, hash, parent, timestamp, extrinsics, events) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -177,8 +202,56 @@ class Store:
     def block_number(self, hash_: str) -> int | None:
         return self._numbers.get(hash_)
 
+    def oldest_state(self, head: int) -> int:
+        """The oldest block whose state can still be read (the pruning window)."""
+        return max(0, head - self.state_pruning + 1)
+
+    def at(self, number: int, head: int) -> "StoreAt":
+        """A read-only view of the state as it was after block `number`."""
+        if number > head:
+            raise LookupError(f"block {number} is ahead of the head {head}")
+        if number < self.oldest_state(head):
+            raise StateDiscarded(
+                f"State already discarded for block {number}: the devnet keeps the state of the last "
+                f"{self.state_pruning} blocks (head {head}), like a node with --state-pruning {self.state_pruning}")
+        return StoreAt(self, number)
+
+    def _journal_old(self, key: str, number: int) -> tuple[bool, Any]:
+        """(found, value before the first change after `number`); value _MISSING if the key did not exist."""
+        row = self._conn.execute(
+            "SELECT old FROM journal WHERE key = ? AND block > ? ORDER BY block ASC LIMIT 1", (key, int(number))
+        ).fetchone()
+        if row is None:
+            return False, None
+        return True, (_MISSING if row[0] is None else json.loads(row[0]))
+
+    def _journal_keys(self, prefix: str, number: int) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT key FROM journal WHERE block > ? AND key >= ? AND key < ?",
+            (int(number), prefix, prefix + "\U0010ffff"),
+        )
+        return {key for (key,) in rows}
+
     def close(self) -> None:
         self._conn.close()
+
+
+class StoreAt:
+    """The state after block `number`, for reads only: head values with later changes undone."""
+
+    def __init__(self, store: Store, number: int) -> None:
+        self._store = store
+        self.number = int(number)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found, old = self._store._journal_old(key, self.number)
+        if not found:
+            return self._store.get(key, default)
+        return default if old is _MISSING else old
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        candidates = set(self._store.keys(prefix)) | self._store._journal_keys(prefix, self.number)
+        return iter(sorted(k for k in candidates if self.get(k, _MISSING) is not _MISSING))
 
 
 def _record(row: tuple) -> BlockRecord:

@@ -12,8 +12,12 @@ timelock ciphertext offline, so `install_commit_escrow` has the SDK's
 `get_encrypted_commit_v2` also record the plaintext it encrypts, and `compose`
 attaches it to the commit as `devnet_reveal` for the chain to apply at the
 reveal round (see `subnet.devnet.runtime.commit_reveal`).
-Unsupported surfaces (SCALE decoding, multisig, out-of-process signing) raise
-a `ChainError` saying so.
+Reads pinned to a block hash are answered from that block's state (the node
+keeps a pruning window of history); `finalized_block_number` and finalized
+head streams trail the best head by the devnet's finality lag, and `submit`
+with `wait_for_finalization` returns once its block is finalized, as the
+SDK's own transport does. Unsupported surfaces (SCALE decoding, multisig,
+out-of-process signing) raise a `ChainError` saying so.
 """
 
 from __future__ import annotations
@@ -167,7 +171,8 @@ class DevnetSubstrate:
         return int((await self._call("devnet_head"))["number"])
 
     async def finalized_block_number(self) -> int:
-        return await self.block_number()  # single node, instant finality
+        """The finalized head, `finality_lag` blocks behind the best head (the devnet's GRANDPA stand-in)."""
+        return int((await self._call("devnet_finalizedHead"))["number"])
 
     async def block_time(self) -> float:
         if self._block_ms is None:
@@ -184,7 +189,7 @@ class DevnetSubstrate:
 
     async def query(self, module: str, storage_function: str, params: Optional[list] = None,
                     block_hash: Optional[str] = None) -> Any:
-        return await self._call("devnet_query", module, storage_function, list(params or []))
+        return await self._call("devnet_query", module, storage_function, list(params or []), block_hash)
 
     async def map_has_entries(self, module: str, storage_function: str, params: list,
                               block_hash: Optional[str] = None) -> bool:
@@ -192,17 +197,18 @@ class DevnetSubstrate:
 
     async def query_map(self, module: str, storage_function: str, params: Optional[list] = None,
                         block_hash: Optional[str] = None) -> list[tuple[Any, Any]]:
-        rows = await self._call("devnet_queryMap", module, storage_function, list(params or []))
+        rows = await self._call("devnet_queryMap", module, storage_function, list(params or []), block_hash)
         return [(key, value) for key, value in rows]
 
     async def query_batch(self, module: str, storage_function: str, param_sets: list[list],
                           block_hash: Optional[str] = None) -> list[Any]:
         if not param_sets:
             return []
-        return await self._call("devnet_queryBatch", module, storage_function, [list(p) for p in param_sets])
+        return await self._call("devnet_queryBatch", module, storage_function, [list(p) for p in param_sets],
+                                block_hash)
 
     async def runtime_call(self, api: str, method: str, params: Any, block_hash: Optional[str] = None) -> Any:
-        return await self._call("devnet_runtimeCall", api, method, params)
+        return await self._call("devnet_runtimeCall", api, method, params, block_hash)
 
     async def constant(self, module: str, name: str) -> Any:
         return await self._call("devnet_constant", module, name)
@@ -212,11 +218,17 @@ class DevnetSubstrate:
 
     async def blocks(self, *, finalized: bool = False) -> AsyncIterator[dict]:
         sub_id, queue = await self._rpc.subscribe_heads()
+        last = -1
         try:
             while True:
-                header = await queue.get()
-                if header is None:
+                note = await queue.get()
+                if note is None:
                     raise ChainError("devnet head subscription closed")
+                header = note.get("finalized") or note if finalized else note
+                header = {k: v for k, v in header.items() if k != "finalized"}
+                if finalized and int(header["number"]) <= last:
+                    continue  # the finalized head did not move with this block
+                last = int(header["number"])
                 yield {"header": header}
         finally:
             await self._rpc.unsubscribe_heads(sub_id)
@@ -305,7 +317,25 @@ class DevnetSubstrate:
                 if inner is None:
                     raise ChainError("MEV-shield carrier without a signed inner extrinsic")
             pending = await self._send(ext, inner)
-        return await self._receipt(ext, pending)
+        result = await self._receipt(ext, pending)
+        if wait_for_finalization and result.block_hash:
+            await self._await_finalized(int(result.extrinsic_id.split("-")[0]))
+        return result
+
+    async def _await_finalized(self, block: int) -> None:
+        """Wait until the finalized head reaches `block` (bounded: the lag plus slack, in block times)."""
+        head = await self._call("devnet_head")
+        lag = int(head.get("finality_lag") or 0)
+        if int(head["finalized"]["number"]) >= block:
+            return
+        if not self._block_ms:
+            return  # instant seal: nothing would seal the blocks that finalize it; inclusion is the answer
+        interval = self._block_ms / 1000.0
+        deadline = asyncio.get_running_loop().time() + (lag + 2) * interval * 5 + 10
+        while int((await self._call("devnet_finalizedHead"))["number"]) < block:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ChainError(f"block {block} was not finalized in time (finality lag {lag})")
+            await asyncio.sleep(interval / 2)
 
     async def _send(self, ext: xt.Extrinsic, inner: xt.Extrinsic | None) -> Any:
         try:

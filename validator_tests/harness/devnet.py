@@ -10,6 +10,8 @@ an owner, a permitted validator and N miners through the bittensor SDK.
 Admin RPC (`produce_blocks`) is off unless asked for: `allow_admin=True` for
 tests that fast-forward; the default turns it on only in manual mode
 (`block_ms=0`), where nothing else could move the chain to the next epoch.
+`finality_lag` (blocks the finalized head trails the best head) defaults to 0
+here so existing tests keep instant finality; pass e.g. 2 to exercise it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class DevnetHandle:
     port: int
     block_ms: int
     allow_admin: bool = False
+    finality_lag: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path = field(default=Path("devnet.log"))
 
@@ -65,7 +68,7 @@ class DevnetHandle:
         cmd = [sys.executable, "-m", "subnet.devnet", "start", "--devnet.port", str(self.port),
                "--devnet.dir", str(self.dir), "--devnet.block_ms", str(self.block_ms),
                "--devnet.allow_admin", "1" if self.allow_admin else "0",  # beats an inherited env
-               "--log-level", "WARNING"]
+               "--devnet.finality_lag", str(self.finality_lag), "--log-level", "WARNING"]
         log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
@@ -111,7 +114,7 @@ class DevnetHandle:
 
 @contextlib.contextmanager
 def running_devnet(tmp_path: Path, block_ms: int = 50, port: int | None = None,
-                   allow_admin: bool | None = None) -> Iterator[DevnetHandle]:
+                   allow_admin: bool | None = None, finality_lag: int = 0) -> Iterator[DevnetHandle]:
     """A devnet process for the duration of the block; state under `tmp_path/devnet`.
 
     `allow_admin` None means: only in manual mode (block_ms 0), which cannot
@@ -123,7 +126,7 @@ def running_devnet(tmp_path: Path, block_ms: int = 50, port: int | None = None,
     admin = block_ms <= 0 if allow_admin is None else allow_admin
     handle = DevnetHandle(url=f"ws://127.0.0.1:{port}", network=f"devnet+ws://127.0.0.1:{port}",
                           dir=state, port=port, block_ms=block_ms, allow_admin=admin,
-                          log_path=state / "devnet.log")
+                          finality_lag=finality_lag, log_path=state / "devnet.log")
     try:
         handle.start()
         yield handle

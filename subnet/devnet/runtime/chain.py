@@ -13,7 +13,7 @@ import bittensor_core
 from loguru import logger
 
 from subnet.devnet.codec import from_wire
-from subnet.devnet.config import RAO_PER_TAO, GenesisConfig
+from subnet.devnet.config import GLOBAL_HYPERPARAMETERS, RAO_PER_TAO, GenesisConfig
 from subnet.devnet.extrinsic import Extrinsic
 from subnet.devnet.runtime.base import CALLS, DispatchError, event
 from subnet.devnet.state import Store
@@ -70,6 +70,11 @@ class Runtime:
 
     def account_mut(self, ss58: str) -> dict:
         return self.store.get_mut(f"acct:{ss58}", lambda: {"free": 0, "nonce": 0})
+
+    def global_param(self, name: str) -> int:
+        """A chain-wide StorageValue (StakeThreshold, TxRateLimit, ...), its default when never set."""
+        value = (self.store.get("meta:hparams") or {}).get(name)
+        return int(GLOBAL_HYPERPARAMETERS[name] if value is None else value)
 
     @property
     def sudo_key(self) -> str:
@@ -169,9 +174,10 @@ class Runtime:
         handler(self, origin, **params)
 
     def on_initialize(self) -> None:
-        """Per-block hooks, in `block_step`'s order: reveal matured weight commits, then epochs when due."""
-        from subnet.devnet.runtime import commit_reveal, epoch
+        """Per-block hooks, in `block_step`'s order: burn decay, reveal matured weight commits, then epochs."""
+        from subnet.devnet.runtime import burn, commit_reveal, epoch
 
+        burn.decay_all(self)
         for netuid in self.netuids():
             commit_reveal.reveal_commits(self, netuid)
         for netuid in self.netuids():

@@ -33,8 +33,8 @@ from loguru import logger
 
 from subnet.devnet.runtime.base import DispatchError, as_int, call
 from subnet.devnet.runtime.chain import Runtime
-from subnet.devnet.runtime.epoch import is_due
-from subnet.devnet.runtime.weights import set_weights
+from subnet.devnet.runtime.epoch import due
+from subnet.devnet.runtime.weights import check_weights_min_stake, set_weights
 
 COMMIT_REVEAL_VERSION = 4  # subtensor's DefaultCommitRevealWeightsVersion
 MAX_COMMIT_BYTES = 5000  # MAX_CRV3_COMMIT_SIZE_BYTES
@@ -52,8 +52,7 @@ def escrow_key(netuid: int, commit: bytes) -> str:
 def current_epoch(rt: Runtime, rec: dict) -> int:
     """`current_epoch_with_lookahead`: the epoch counter, plus one when an epoch is due this block and not yet run."""
     base = int(rec.get("epoch_index", 0))
-    due = is_due(rt.block, int(rec["netuid"]), int(rec["hp"]["Tempo"])) and int(rec["last_epoch_block"]) != rt.block
-    return base + 1 if due else base
+    return base + 1 if due(rt, rec) else base
 
 
 def round_published(rt: Runtime, reveal_round: int) -> bool:
@@ -68,6 +67,10 @@ def commit_timelocked(rt: Runtime, who: str, netuid: Any, mecid: Any, commit: An
     # ensure_mechanism_exists
     if rec is None or as_int(mecid, "mecid") != 0:
         raise DispatchError("MechanismDoesNotExist")
+    # The weights transaction extension (guards/check_weights.rs::check_min_stake) refuses low-stake
+    # committers before dispatch; the devnet reports it as the dispatch error it maps from.
+    if not check_weights_min_stake(rt, rec, who):
+        raise DispatchError("NotEnoughStakeToSetWeights")
     if not isinstance(commit, (bytes, bytearray)) or len(commit) > MAX_COMMIT_BYTES:
         raise DispatchError("InvalidValue", f"commit must be at most {MAX_COMMIT_BYTES} bytes")
     hp = rec["hp"]

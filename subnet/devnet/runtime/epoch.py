@@ -1,7 +1,14 @@
 """Per-tempo epoch: run Yuma Consensus and credit emission as alpha stake.
 
-Schedule is subtensor's pre-dynamic-tempo rule, `(block + netuid + 1) %
-(tempo + 1) == 0` (`blocks_until_next_epoch`). Emission follows
+Schedule is subtensor 14bc6f9's stateful one (`coinbase/run_coinbase.rs::
+should_run_epoch`, `get_next_epoch_start_block`): an epoch runs once
+`block - LastEpochBlock >= tempo` (or when `BlocksSinceLastStep` passes
+MAX_TEMPO), and running it sets `LastEpochBlock = block` and bumps
+`SubnetEpochIndex` (`drain_pending`). A new subnet starts at
+`LastEpochBlock = now - netuid % tempo` (`init_new_network`); setting the
+tempo resets it to the current block (`apply_tempo_with_cycle_reset`). The
+devnet has no owner-triggered epochs (`PendingEpochAt` stays 0) and no
+per-block epoch cap (`MaxEpochsPerBlock`). Emission follows
 `coinbase/run_coinbase.rs` in spirit: `alpha_per_block` accrues for every
 block since the last epoch once the subnet is started; the owner cut
 (SubnetOwnerCut, 18%) goes to the owner hotkey, the rest is split by Yuma
@@ -19,8 +26,31 @@ from subnet.devnet.config import U16_MAX
 from subnet.devnet.runtime.chain import Runtime
 
 
-def is_due(block: int, netuid: int, tempo: int) -> bool:
-    return tempo > 0 and (block + netuid + 1) % (tempo + 1) == 0
+MAX_TEMPO = 50_400  # lib.rs: the BlocksSinceLastStep safety net fires past this
+
+
+def is_due(block: int, last_epoch_block: int, tempo: int) -> bool:
+    """`should_run_epoch`: tempo blocks since the last epoch (tempo 0 never runs)."""
+    if tempo <= 0:
+        return False
+    since = max(0, int(block) - int(last_epoch_block))
+    return since > MAX_TEMPO or since >= tempo
+
+
+def due(rt: Runtime, rec: dict) -> bool:
+    """Whether subnet `rec`'s epoch runs in the block being built."""
+    return is_due(rt.block, int(rec["last_epoch_block"]), int(rec["hp"]["Tempo"]))
+
+
+def next_epoch_start_block(rec: dict) -> int | None:
+    """`get_next_epoch_start_block`: `LastEpochBlock + tempo`, None when tempo is 0."""
+    tempo = int(rec["hp"]["Tempo"])
+    return None if tempo <= 0 else int(rec["last_epoch_block"]) + tempo
+
+
+def initial_last_epoch_block(block: int, netuid: int, tempo: int) -> int:
+    """`init_new_network`'s per-netuid stagger: `now - netuid % max(tempo, 1)`, floored at 0."""
+    return max(0, int(block) - int(netuid) % max(int(tempo), 1))
 
 
 def _matrix(rt: Runtime, prefix: str, n: int) -> np.ndarray:
@@ -43,7 +73,7 @@ def pending_emission(rt: Runtime, rec: dict) -> int:
 
 def maybe_run(rt: Runtime, netuid: int) -> None:
     rec = rt.store.get(f"net:{netuid}")
-    if rec is None or not is_due(rt.block, netuid, int(rec["hp"]["Tempo"])):
+    if rec is None or not due(rt, rec):
         return
     run_epoch(rt, netuid)
 
@@ -78,7 +108,7 @@ def run_epoch(rt: Runtime, netuid: int) -> yuma.YumaOutputs | None:
         max_allowed_validators=int(hp["MaxAllowedValidators"]),
         last_epoch_block=int(rec["last_epoch_block"]),
         owner_uid=owner_uid,
-        stake_threshold=float(hp["StakeThreshold"]),
+        stake_threshold=float(rt.global_param("StakeThreshold")),
     )
     out = yuma.yuma_epoch(inputs)
     owner_cut, rest = yuma.split_emission(int(pending), int(hp["SubnetOwnerCut"]) / U16_MAX)

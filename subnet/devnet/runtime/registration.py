@@ -1,15 +1,19 @@
 """Neuron registration: burned_register, UID assignment, immunity and pruning.
 
-Ported from subtensor `subnets/registration.rs` (do_burned_registration) and
-`subnets/uids.rs` (append_neuron / replace_neuron / get_neuron_to_prune).
-Simplified: the burn is a fixed per-subnet value (no adjustment interval), and
-the burned TAO is destroyed rather than recycled into the subnet pool.
+Ported from subtensor 14bc6f9 `subnets/registration.rs` (do_register with
+its checks in order, get_neuron_to_prune, get_immune_owner_tuples) and
+`subnets/uids.rs` (append_neuron / replace_neuron). The burn price moves as
+`burn.py` ports it (x1.26 per registration, halving every BurnHalfLife
+blocks); `MaxRegistrationsPerBlock` is stored but, as at the ported commit,
+not enforced. Simplified: the burned TAO is destroyed rather than swapped
+into the subnet pool.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from subnet.devnet.runtime import burn as burn_price
 from subnet.devnet.runtime.base import DispatchError, as_account, call
 from subnet.devnet.runtime.chain import NEURON_FIELDS, Runtime
 
@@ -63,25 +67,44 @@ def _initial(name: str, hotkey: str, block: int) -> Any:
     return 0
 
 
-def neuron_to_prune(rt: Runtime, rec: dict) -> int | None:
-    """Lowest-emission non-immune uid (ties: older registration, then lower uid).
+def immune_owner_hotkeys(rt: Runtime, rec: dict) -> list[str]:
+    """`get_immune_owner_tuples`: the owner coldkey's registered hotkeys, oldest first, capped at
+    ImmuneOwnerUidsLimit, with the subnet owner hotkey put first (and the cap applied again)."""
+    limit = int(rec["hp"].get("ImmuneOwnerUidsLimit", 1))
+    hotkeys = rec["hotkeys"]
+    owned = [hk for hk in rt.store.get(f"ck:{rec['owner']}") or [] if hk in hotkeys]
+    triples = sorted((int(rec["block_at_registration"][hotkeys.index(hk)]), hotkeys.index(hk), hk) for hk in owned)
+    immune = [hk for _, _, hk in triples[:limit]]
+    owner_hk = rec["owner_hotkey"]
+    if owner_hk in hotkeys and owner_hk not in immune:
+        immune = [owner_hk, *immune][:limit]
+    return immune
 
-    The owner hotkey is immortal. When every candidate is immune, the lowest
-    immune one is taken, as subtensor does once non-immune uids run out.
+
+def neuron_to_prune(rt: Runtime, rec: dict) -> int | None:
+    """`get_neuron_to_prune`: the lowest-emission uid (ties: older registration, lower uid).
+
+    The owner's immune hotkeys are never pruned. A non-immune uid is taken
+    only while more than MinNonImmuneUids non-immune uids remain; otherwise
+    the best immune one is.
     """
     immunity = int(rec["hp"]["ImmunityPeriod"])
+    immortal = set(immune_owner_hotkeys(rt, rec))
     candidates = []
     immune = []
     for uid, hotkey in enumerate(rec["hotkeys"]):
-        if hotkey == rec["owner_hotkey"]:
+        if hotkey in immortal:
             continue
         key = (int(rec["emission"][uid]), int(rec["block_at_registration"][uid]), uid)
-        if rt.block - int(rec["block_at_registration"][uid]) < immunity:
+        if max(0, rt.block - int(rec["block_at_registration"][uid])) < immunity:
             immune.append(key)
         else:
             candidates.append(key)
-    pool = candidates or immune
-    return min(pool)[2] if pool else None
+    if not candidates and not immune:
+        return None
+    if candidates and len(candidates) > int(rec["hp"]["MinNonImmuneUids"]):
+        return min(candidates)[2]
+    return min(immune)[2] if immune else None
 
 
 @call("SubtensorModule", "burned_register")
@@ -94,17 +117,16 @@ def burned_register(rt: Runtime, origin: str, netuid: Any, hotkey: Any) -> None:
     hp = rec["hp"]
     if not hp["NetworkRegistrationAllowed"]:
         raise DispatchError("SubNetRegistrationDisabled")
-    block, count = rec.get("regs_this_block") or [rt.block, 0]
-    if block == rt.block and count >= int(hp["MaxRegistrationsPerBlock"]):
-        raise DispatchError("TooManyRegistrationsThisBlock")
     if hotkey in rec["hotkeys"]:
         raise DispatchError("HotKeyAlreadyRegisteredInSubNet")
+    burn = int(hp["Burn"])  # already decayed for this block; bumped by earlier registrations in it
+    if rt.account(origin)["free"] < burn:
+        raise DispatchError("NotEnoughBalanceToStake", f"registration burns {burn} rao")
     owner = rt.hotkey_owner(hotkey)
     if owner is not None and owner != origin:
         raise DispatchError("NonAssociatedColdKey", "the hotkey belongs to another coldkey")
-    burn = int(hp["Burn"])
-    if rt.account(origin)["free"] < burn:
-        raise DispatchError("NotEnoughBalanceToStake", f"registration burns {burn} rao")
+    if int(hp["MaxAllowedUids"]) == 0:
+        raise DispatchError("NoNeuronIdAvailable")
     if len(rec["hotkeys"]) >= int(hp["MaxAllowedUids"]):
         uid = neuron_to_prune(rt, rec)
         if uid is None:
@@ -121,8 +143,9 @@ def burned_register(rt: Runtime, origin: str, netuid: Any, hotkey: Any) -> None:
         uid = append_neuron(rt, netuid, hotkey)
     else:
         replace_neuron(rt, netuid, uid, hotkey)
-    rec = rt.subnet_mut(netuid)
-    rec["regs_this_block"] = [rt.block, (count + 1) if block == rt.block else 1]
+    burn_price.bump_after_registration(rt, netuid)
+    block, count = rec.get("regs_this_block") or [rt.block, 0]
+    rt.subnet_mut(netuid)["regs_this_block"] = [rt.block, (count + 1) if block == rt.block else 1]
     rt.deposit_event(
         "SubtensorModule", "NeuronRegistered", {"netuid": netuid, "uid": uid, "hotkey": hotkey}
     )

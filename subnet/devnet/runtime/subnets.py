@@ -1,32 +1,57 @@
 """Subnet lifecycle and administration: register_network, start_call, sudo setters.
 
-Ported from subtensor `subnets/subnet.rs` (do_register_network, do_start_call)
-and `pallets/admin-utils` (owner-or-root hyperparameter setters). Simplified:
-the lock cost is a fixed genesis value (no cost doubling / decay), there is no
-subnet limit or dissolution queue, and start_call has no delay.
+Ported from subtensor `subnets/subnet.rs` (do_register_network,
+init_new_network's LastEpochBlock stagger, do_start_call) and
+`pallets/admin-utils` (owner-or-root hyperparameter setters, with the owner
+rate limits and freeze window of `admin_limits.py`; `sudo_set_tempo` resets
+the epoch cycle as `apply_tempo_with_cycle_reset` does; the global
+`sudo_set_stake_threshold`, `sudo_set_tx_rate_limit`,
+`sudo_set_admin_freeze_window` and `sudo_set_owner_hparam_rate_limit` are
+root-only). Simplified: the lock cost is a fixed genesis value (no cost
+doubling / decay), there is no subnet limit or dissolution queue, and
+start_call has no delay.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from subnet.devnet.config import OWNER_SETTABLE, SUDO_SETTERS
+from subnet.devnet.config import GLOBAL_HYPERPARAMETERS, GLOBAL_SETTERS, OWNER_SETTABLE, SUDO_SETTERS
+from subnet.devnet.runtime import admin_limits
 from subnet.devnet.runtime.base import DispatchError, as_account, as_int, call
 from subnet.devnet.runtime.chain import NEURON_FIELDS, Runtime
+from subnet.devnet.runtime.epoch import initial_last_epoch_block
+
+
+ROOT = "<root>"  # the origin Sudo.sudo dispatches with
+
+# init_new_network sets these explicitly on every new subnet, over the runtime's initial values.
+# (It also turns Yuma3 on; the devnet's Yuma is the original one, see contrib/DEVNET.md.)
+NEW_NETWORK_VALUES = {
+    "MaxAllowedUids": 256,
+    "MaxAllowedValidators": 64,
+    "MinAllowedWeights": 1,
+    "ImmunityPeriod": 5000,
+    "Burn": 1_000_000_000,  # DefaultNeuronBurnCost: 1 TAO
+}
 
 
 def new_subnet_record(rt: Runtime, netuid: int, owner: str, owner_hotkey: str) -> dict:
+    hp = dict(rt.store.get("meta:hparams") or rt.genesis.hyperparameters)
+    for name in GLOBAL_HYPERPARAMETERS:  # chain-wide StorageValues, not per-subnet maps
+        hp.pop(name, None)
+    hp.update(NEW_NETWORK_VALUES)
     rec: dict[str, Any] = {
         "netuid": netuid,
         "owner": owner,
         "owner_hotkey": owner_hotkey,
         "registered_at": rt.block,
         "first_emission_block": None,
-        "last_epoch_block": 0,
+        "last_epoch_block": initial_last_epoch_block(rt.block, netuid, int(hp["Tempo"])),
         "locked": rt.genesis.network_lock_cost,
         "name": f"devnet-{netuid}",
         "symbol": f"α{netuid}",
-        "hp": dict(rt.store.get("meta:hparams") or rt.genesis.hyperparameters),
+        "hp": hp,
         "regs_this_block": [rt.block, 0],
     }
     for name in NEURON_FIELDS:
@@ -75,8 +100,7 @@ def start_call(rt: Runtime, origin: str, netuid: Any) -> None:
     if rec["first_emission_block"] is not None:
         raise DispatchError("FirstEmissionBlockNumberAlreadySet")
     rec = rt.subnet_mut(netuid)
-    rec["first_emission_block"] = rt.block + 1
-    rec["last_epoch_block"] = rt.block
+    rec["first_emission_block"] = rt.block + 1  # the epoch schedule is untouched (do_start_call)
     rt.deposit_event(
         "SubtensorModule",
         "FirstEmissionBlockNumberSet",
@@ -91,9 +115,11 @@ def _set_hyperparameter(rt: Runtime, origin: str, method: str, params: dict) -> 
     rec = rt.store.get(f"net:{as_int(params['netuid'], 'netuid')}")
     if rec is None:
         raise DispatchError("SubnetDoesNotExist")
-    is_root = origin == "<root>" or origin == rt.sudo_key
+    is_root = origin == ROOT  # only through Sudo.sudo; the sudo key signing directly is a plain account
     if not is_root and not (method in OWNER_SETTABLE and rec["owner"] == origin):
         raise DispatchError("BadOrigin", f"{method} needs the subnet owner or sudo")
+    owner = None if is_root else origin
+    admin_limits.check(rt, rec, method, owner)
     value = params[param]
     if storage == "SubnetEpochConsensus":
         mode = next(iter(value)) if isinstance(value, dict) else str(value)
@@ -112,8 +138,37 @@ def _set_hyperparameter(rt: Runtime, origin: str, method: str, params: dict) -> 
         raise DispatchError("MaxAllowedUIdsLessThanCurrentUIds")
     if storage == "BondsMovingAverage" and value > 975_000 and not is_root:
         raise DispatchError("BondsMovingAverageMaxReached")
-    rt.subnet_mut(rec["netuid"])["hp"][storage] = value
+    rec = rt.subnet_mut(rec["netuid"])
+    rec["hp"][storage] = value
+    if storage == "Tempo":
+        rec["last_epoch_block"] = rt.block  # apply_tempo_with_cycle_reset
+    admin_limits.record(rt, rec, method, owner)
     rt.deposit_event("AdminUtils", "HyperparameterSet", {"netuid": rec["netuid"], "name": storage, "value": value})
+
+
+def _set_global(rt: Runtime, origin: str, method: str, params: dict) -> None:
+    """A chain-wide AdminUtils StorageValue (root only): StakeThreshold, TxRateLimit, the admin limits."""
+    storage, param = GLOBAL_SETTERS[method]
+    if origin != ROOT:
+        raise DispatchError("BadOrigin", f"{method} needs root (Sudo)")
+    if param not in params:
+        raise DispatchError("InvalidValue", f"{method} takes {param}")
+    value = as_int(params[param], param)
+    if value < 0:
+        raise DispatchError("InvalidValue", f"{param} must be >= 0")
+    rt.store.get_mut("meta:hparams", dict)[storage] = value
+    rt.deposit_event("AdminUtils", "HyperparameterSet", {"netuid": None, "name": storage, "value": value})
+
+
+def _make_global_setter(method: str):
+    def handler(rt: Runtime, origin: str, **params: Any) -> None:
+        _set_global(rt, origin, method, params)
+
+    return handler
+
+
+for _method in GLOBAL_SETTERS:
+    call("AdminUtils", _method)(_make_global_setter(_method))
 
 
 def _make_setter(method: str):

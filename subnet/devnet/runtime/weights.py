@@ -26,6 +26,13 @@ def max_upscale(values: list[int]) -> list[int]:
     return [int(v * U16_MAX // top) for v in values]
 
 
+def check_weights_min_stake(rt: Runtime, rec: dict, hotkey: str) -> bool:
+    """`check_weights_min_stake` (lib.rs): the owner hotkey is exempt, else stake >= the global StakeThreshold."""
+    if hotkey == rec["owner_hotkey"]:
+        return True
+    return rt.stake_of(int(rec["netuid"]), hotkey) >= rt.global_param("StakeThreshold")
+
+
 def set_weights(
     rt: Runtime, hotkey: str, netuid: Any, uids: Any, values: Any, version_key: Any, mecid: int = 0
 ) -> None:
@@ -53,7 +60,7 @@ def set_weights(
     except ValueError:
         raise DispatchError("HotKeyNotRegisteredInSubNet") from None
     # 6. minimum stake (the subnet owner's hotkey is exempt: check_weights_min_stake)
-    if hotkey != rec["owner_hotkey"] and rt.stake_of(netuid, hotkey) < int(hp["StakeThreshold"]):
+    if not check_weights_min_stake(rt, rec, hotkey):
         raise DispatchError("NotEnoughStakeToSetWeights")
     # 7. version key
     required = int(hp["WeightsVersionKey"])
