@@ -485,8 +485,11 @@ class TrainConfig:
 class ProtocolConfig:
     """Window timing and data assignment; every node must agree on these."""
 
-    window_blocks: int = 20
-    """Blocks per window (20 x 1 s devnet blocks; use more on a 12 s-block chain)."""
+    # 50 blocks fit 12 s blocks (README, "Windows on finney/testnet"): the seed is final ~3 blocks in,
+    # a small-preset miner needs ~10 s of CPU and uploads ~110 kB, a validator scores a full 256-uid
+    # subnet in ~6 min of one CPU core during the next window.
+    window_blocks: int = 50
+    """Blocks per window: 50 = 10 min at finney/testnet's 12 s blocks (the devnet demo and tests pass 16-20)."""
     start_block: int = 0
     """Block at which window 0 starts."""
     pages_per_miner: int = 16

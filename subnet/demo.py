@@ -321,6 +321,13 @@ def run_bootstrap(python: str, network_args: list[str], n_miners: int, wallet_pa
 
 # --------------------------------------------------------------------------- neuron argv
 
+# The devnet's fast blocks need devnet-only timing: the neurons' defaults fit 12 s blocks
+# (50-block windows, 6 s store polls). `--neuron-arg` comes later on the line and wins.
+DEVNET_FLAGS: dict[str, tuple[str, ...]] = {
+    "miner": ("--protocol.window_blocks", "20"),
+    "validator": ("--protocol.window_blocks", "20", "--validator.poll_interval", "1.0"),
+}
+
 
 def neuron_argv(
     python: str,
@@ -353,7 +360,7 @@ def neuron_argv(
         argv += ["--miner.behaviour", behaviour]
     if debug:
         argv.append("--logging.debug")
-    return argv + list(extra)
+    return argv + list(DEVNET_FLAGS[role]) + list(extra)
 
 
 # --------------------------------------------------------------------------- command

@@ -50,5 +50,7 @@ def test_commitment_call_shape_and_limit():
     call = commitment_call(3, "hello")
     assert call.module == "Commitments" and call.function == "set_commitment"
     assert call.params["info"] == {"fields": [{"Raw5": "0x68656c6c6f"}]}
+    long = commitment_call(3, "x" * 129)  # over one Raw field: split, read back whole by the SDK
+    assert [next(iter(f)) for f in long.params["info"]["fields"]] == ["Raw128", "Raw1"]
     with pytest.raises(ChainError):
-        commitment_call(3, "x" * 129)
+        commitment_call(3, "x" * 385)  # 3 fields x 128 bytes is all the chain holds

@@ -113,6 +113,40 @@ def test_deregistered_dropped_new_uid_starts_at_default_and_hotkey_change_resets
     assert st.players[1].sigma > before.sigma  # fresh, uncertain rating
 
 
+def test_recycled_leader_uid_is_a_new_player_without_weight_slash_or_first_place() -> None:
+    """subtensor reuses a pruned uid for the next registration (`pallets/subtensor/src/subnets/uids.rs`,
+    `replace_neuron`): the uid's new hotkey inherits nothing from the old neuron."""
+    cfg = CompetitionConfig(margin=100.0, slash_rounds=50)  # a huge margin: only a reset can unseat the leader
+    st = CompetitionState()
+    keys = {1: "old", 2: "b", 3: "c"}
+    for _ in range(6):
+        st = play_round(st, {1: 1.0, 2: 0.5, 3: 0.1}, [1, 2, 3], cfg, hotkeys=keys)
+    st = play_round(st, {1: 1.0, 2: 0.5, 3: 0.1}, [1, 2, 3], cfg, slashed={3}, hotkeys=keys)
+    assert st.leader == 1 and st.players[3].slashed_round is not None
+    new_keys = {1: "new", 2: "b", 3: "c2"}
+    # between rounds (weights set before the next round is played): the new hotkeys hold no weight
+    w = compute_weights(st, [1, 2, 3], cfg, hotkeys=new_keys)
+    assert w[1] == 0.0 and w[3] == 0.0 and w[2] == pytest.approx(1.0)
+    assert compute_weights(st, [1, 2, 3], cfg)[1] > 0  # without hotkeys the old rating would be paid
+    assert 1 not in leaderboard(st, [1, 2, 3], cfg, hotkeys=new_keys)
+    # the next round: fresh ratings, no copy charge, and first place is not inherited by the uid
+    st = play_round(st, {1: 1.0, 2: 0.5, 3: 0.1}, [1, 2, 3], cfg, hotkeys=new_keys)
+    p1, p3 = st.players[1], st.players[3]
+    assert (p1.hotkey, p1.rounds, p3.hotkey, p3.rounds) == ("new", 1, "c2", 1)
+    assert p3.slashed_round is None and p1.sigma > st.players[2].sigma
+    assert st.leader == 2 and st.leader_since == st.round
+    w = compute_weights(st, [1, 2, 3], cfg, hotkeys=new_keys)
+    assert w[2] > w[1]
+
+
+def test_state_without_hotkeys_adopts_the_first_hotkey_seen() -> None:
+    cfg = CompetitionConfig()
+    st = play_round(CompetitionState(), {1: 1.0, 2: 0.5}, [1, 2], cfg)  # an old state: no hotkeys recorded
+    st2 = play_round(st, {1: 1.0, 2: 0.5}, [1, 2], cfg, hotkeys={1: "a", 2: "b"})
+    assert st2.players[1].rounds == 2 and st2.players[1].hotkey == "a"
+    assert compute_weights(st, [1, 2], cfg, hotkeys={1: "a", 2: "b"}) == compute_weights(st, [1, 2], cfg)
+
+
 def test_copier_gets_zero_weight_for_slash_rounds() -> None:
     cfg = CompetitionConfig(slash_rounds=2)
     st = CompetitionState()

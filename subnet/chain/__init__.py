@@ -10,12 +10,14 @@ seam. Neurons use only the returned client, so the same code runs on both.
 from __future__ import annotations
 
 from subnet.chain.factory import DEVNET_DEFAULT_URL, chain_call, devnet_url, make_subtensor
-from subnet.chain.commitments import commitment_call
+from subnet.chain.commitments import DEFAULT_MAX_FIELDS, commitment_call, commitment_capacity
 
 __all__ = [
+    "DEFAULT_MAX_FIELDS",
     "DEVNET_DEFAULT_URL",
     "chain_call",
     "commitment_call",
+    "commitment_capacity",
     "devnet_url",
     "make_subtensor",
 ]

@@ -5,6 +5,15 @@ Everything goes through the bittensor SDK client built by
 subtensor, testnet or finney. Transient connection failures are retried with
 backoff here, at the edge, so the loops above see either an answer or a
 `ChainError`.
+
+Seeds come from finalised blocks only. A window's seed is the hash of its
+first block, read once that block is at or below the chain's finalised head
+(`Subtensor.finalized_block`, GRANDPA on subtensor): a reorganisation of the
+unfinalised tip can change a best-chain hash, and a miner and a validator
+that read it on either side of the reorg would train and score different
+pages. Only finalised hashes are cached. Deadlines and upload evidence keep
+using the best head (`block()`): they measure time, not randomness. With
+instant finality (the devnet by default) nothing waits.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any, TypeVar
 import bittensor as bt
 from loguru import logger
 
-from subnet.chain import commitment_call
+from subnet.chain import DEFAULT_MAX_FIELDS, commitment_call
 from subnet.errors import ChainError
 from subnet.protocol.windows import WindowParams, seed_from_hash, window_start
 from subnet.validator.weights import U16_MAX, WeightRules
@@ -58,6 +67,7 @@ class Peer:
     last_update: int
     location: str | None  # committed artifact-store location, if any
     commit_block: int | None
+    registered_at: int | None = None  # BlockAtRegistration: a recycled uid has a new one
 
 
 class ChainView:
@@ -67,16 +77,26 @@ class ChainView:
         self.sub = subtensor
         self.netuid = netuid
         self.window = window
-        self._hash_cache: dict[int, str] = {}
+        self._hash_cache: dict[int, str] = {}  # finalised blocks only
+        self._finalized = -1  # highest finalised block number seen so far
+        self._max_fields: int | None = None
 
     # -- reads ---------------------------------------------------------------
     def block(self) -> int:
+        """The best (head) block: the clock for deadlines and upload evidence."""
         return int(retry("read block number", lambda: self.sub.block))
 
+    def finalized_block(self) -> int:
+        """The finalised head (never above the best head; equal to it with instant finality)."""
+        self._finalized = max(self._finalized, int(retry("read finalized block", lambda: self.sub.finalized_block)))
+        return self._finalized
+
     def block_hash(self, number: int) -> str | None:
-        """Hash of block `number`, or None while the chain has not reached it."""
+        """Hash of block `number` once it is finalised; None before (an unfinalised hash may still change)."""
         if number in self._hash_cache:
             return self._hash_cache[number]
+        if number > self._finalized and number > self.finalized_block():
+            return None
         info = retry(f"read block {number}", lambda: self.sub.block_info(number))
         if info is None or not info.hash:
             return None
@@ -84,9 +104,13 @@ class ChainView:
         return info.hash
 
     def window_seed(self, w: int) -> int | None:
-        """Seed of window `w` (hash of its first block), None until that block exists."""
+        """Seed of window `w` (hash of its first block), None until that block is finalised."""
         h = self.block_hash(window_start(w, self.window))
         return None if h is None else seed_from_hash(h)
+
+    def block_time(self) -> float:
+        """Seconds per block as the chain reports it (Aura slot duration; 12 on finney)."""
+        return float(retry("read block time", lambda: self.sub.block_time()))
 
     def metagraph(self) -> Any:
         mg = retry("read metagraph", lambda: self.sub.subnets.metagraph(self.netuid))
@@ -102,7 +126,8 @@ class ChainView:
             loc = parse_commitment(c.data) if c is not None else None
             out.append(Peer(uid=n.uid, hotkey=n.hotkey, stake=_tao(n.total_stake),
                             validator_permit=bool(n.validator_permit), last_update=int(n.last_update),
-                            location=loc, commit_block=(c.block if c is not None else None)))
+                            location=loc, commit_block=(c.block if c is not None else None),
+                            registered_at=_opt_int(getattr(n, "block_at_registration", None))))
         return out
 
     def weights_rate_limit(self) -> int:
@@ -158,10 +183,21 @@ class ChainView:
     def _storage(self, item: str, params: list[Any]) -> Any:
         return retry(f"read {item}", lambda: self.sub.query(getattr(bt.storage.SubtensorModule, item), params))
 
+    def max_commit_fields(self) -> int:
+        """Commitments.MaxFields of the chain (3 on subtensor; that when the chain does not say)."""
+        if self._max_fields is None:
+            try:
+                value = self.sub.constant(bt.constants.Commitments.MaxFields)
+            except Exception as exc:  # a chain without the constant: subtensor's value
+                logger.debug("Commitments.MaxFields unreadable ({}); assuming {}", exc, DEFAULT_MAX_FIELDS)
+                value = None
+            self._max_fields = int(value) if value else DEFAULT_MAX_FIELDS
+        return self._max_fields
+
     # -- writes --------------------------------------------------------------
     def commit_location(self, wallet: Any, location: str) -> None:
-        """Publish `location` as this hotkey's commitment (one Raw field, at most 128 bytes)."""
-        call = commitment_call(self.netuid, COMMIT_PREFIX + location)
+        """Publish `location` as this hotkey's commitment (Raw fields of <= 128 bytes, up to MaxFields)."""
+        call = commitment_call(self.netuid, COMMIT_PREFIX + location, max_fields=self.max_commit_fields())
         result = retry("commit store location", lambda: self.sub.submit_call(call, wallet, signer="hotkey"))
         _raise_for(result, "commit store location")
         logger.info("committed store location {} on netuid {}", location, self.netuid)
@@ -177,6 +213,13 @@ def parse_commitment(data: str | None) -> str | None:
         return None
     loc = data[len(COMMIT_PREFIX):].strip()
     return loc or None
+
+
+def _opt_int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _raise_for(result: Any, what: str) -> None:

@@ -11,7 +11,8 @@ from subnet.errors import SubnetError
 
 
 def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> int:
-    """Exit status: 0 after a clean stop, 1 when the neuron cannot start (message says why), 2 on bad flags."""
+    """Exit status: 0 after a clean stop, 1 when the neuron cannot start or run (message says why), 2 on bad
+    flags, 3 when its hotkey was deregistered while it ran."""
     cfg: Any = parse_config(config_cls, argv, prog=f"neurons/{role}.py")
     setup_logging(cfg.logging, role)
     from subnet.node.runtime import NodeRuntime
@@ -29,4 +30,7 @@ def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> in
         node.run()
     except KeyboardInterrupt:
         logger.info("interrupted")
+    except SubnetError as exc:  # e.g. runtime.Deregistered, or a store location no commitment can hold
+        logger.error("the {} stops: {}", role, exc)
+        return int(getattr(exc, "exit_status", 1))
     return 0

@@ -3,19 +3,40 @@
 All functions are pure in (seed, uid, params) and use `_prng` (blake2b
 counters), so a validator recomputes exactly what a miner was given.
 
-Two ways to pick a miner's fragment:
+Why the fragment rule looks like this. An assignment for window `w` must be a
+function of facts fixed before `w` starts, computed identically by every
+miner and validator whatever registers or deregisters later: an earlier rule
+ranked the uid list read at the head, so one registration between windows
+moved about half the miners to another fragment and their uploads were looked
+up under the wrong key. Here the inputs are only the window seed (hash of the
+window's finalised first block) and the miner's uid, which subtensor keeps
+fixed for the lifetime of a registration:
 
-* `assign_all(seed, uids, p)` — the protocol's choice. Ranks the participating
-  uids in a seeded shuffle and gives rank `r` fragment `r mod F`, so every
-  fragment gets a cohort of floor/ceil(n/F) miners each window, and the cohort
-  changes every window. Both sides must use the same uid list: by convention
-  all uids of the subnet's metagraph at the window's first block (in practice
-  `range(metagraph.n)`).
-* `assign(seed, uid, p)` — per-uid hashing, for when the uid list is unknown.
-  Balanced only in expectation.
+* the uid space is cut into blocks of F consecutive uids
+  (`[0, F)`, `[F, 2F)`, ...);
+* within block `k`, the seed draws a permutation of the F fragments
+  (`_prng.shuffled(range(F), "cohort", seed, k)`), and uid `kF + j` gets the
+  permutation's `j`-th entry.
 
-A miner's pages depend on (seed, uid) only, never on the uid list, so they
-agree between the two functions.
+No other neuron's registration changes a miner's (seed, uid), so nobody moves.
+Cohorts are balanced because subtensor's uids are always a prefix `0..n-1`
+(`append_neuron` gives uid `n`; a registration on a full subnet replaces a
+pruned uid in place, `subnets/uids.rs`): every full block holds each fragment
+exactly once and the last, partial block holds each at most once, so over the
+registered uids the fragment cohorts differ by at most one. Leaving out `k`
+uids (validators, the owner, new registrants sitting out a window) widens the
+gap to at most `k + 1`. For an arbitrary uid set the gap is at most the
+number of blocks it touches partially. The permutations are independent per
+block and per window, so a miner's cohort-mates change every window.
+
+A recycled uid (a new hotkey in a pruned slot) inherits only the slot's draw
+for the windows it takes part in; nodes decide participation from the
+registration block (`subnet.node.registration`). An owner's
+`trim_to_max_allowed_uids` renumbers uids: the window in progress is lost for
+the renumbered miners (their header's uid no longer matches), later windows
+are consistent again.
+
+A miner's pages depend on (seed, uid) only, as before.
 """
 
 from __future__ import annotations
@@ -80,27 +101,24 @@ def train_pages(seed: int, uid: int, p: AssignmentParams) -> tuple[int, ...]:
     return _prng.sample(p.n_train_pages, p.pages_per_miner, "pages", seed, uid)
 
 
-def assign(seed: int, uid: int, p: AssignmentParams) -> Assignment:
-    """Fallback assignment from (seed, uid) alone; see the module docstring."""
+def fragment_of(seed: int, uid: int, n_fragments: int) -> int:
+    """The fragment of `uid` in the window with `seed`: its slot in its block's seeded permutation."""
     _check_seed_uid(seed, uid)
-    fragment = _prng.uniform_int(p.n_fragments, "fragment", seed, uid)
-    return Assignment(fragment, train_pages(seed, uid, p))
+    if isinstance(n_fragments, bool) or not isinstance(n_fragments, int) or n_fragments < 1:
+        raise ProtocolError(f"n_fragments must be an int >= 1, got {n_fragments!r}")
+    block, slot = divmod(uid, n_fragments)
+    return _prng.shuffled(range(n_fragments), "cohort", seed, block)[slot]
 
 
-def cohort_order(seed: int, uids: Iterable[int]) -> list[int]:
-    """The seeded shuffle of distinct uids whose rank mod F gives the fragment."""
-    _check_seed_uid(seed)
-    unique = sorted(set(uids))
-    for uid in unique:
-        _check_seed_uid(seed, uid)
-    return _prng.shuffled(unique, "cohort", seed)
+def assign(seed: int, uid: int, p: AssignmentParams) -> Assignment:
+    """The work of `uid` in the window with `seed` (see the module docstring)."""
+    return Assignment(fragment_of(seed, uid, p.n_fragments), train_pages(seed, uid, p))
 
 
 def assign_all(seed: int, uids: Iterable[int], p: AssignmentParams) -> dict[int, Assignment]:
-    """Balanced assignment for every uid in `uids` (fragment cohorts differ by at most one)."""
-    order = cohort_order(seed, uids)
-    fragment = {uid: rank % p.n_fragments for rank, uid in enumerate(order)}
-    return {uid: Assignment(fragment[uid], train_pages(seed, uid, p)) for uid in sorted(fragment)}
+    """`assign` for each distinct uid in `uids`; the list changes who is included, never anyone's result."""
+    _check_seed_uid(seed)
+    return {uid: assign(seed, uid, p) for uid in sorted(set(uids))}
 
 
 def heldout_pages(seed_next: int, p: AssignmentParams) -> tuple[int, ...]:

@@ -17,6 +17,13 @@ neuron persists atomically. No I/O, no clock, no randomness.
 Eligibility for weight (otherwise exactly 0): played at least ``min_rounds``
 rounds, scored > 0 in at least one of the last ``recent_rounds`` rounds, and
 not charged with copying in the last ``slash_rounds`` rounds.
+
+Players are keyed by uid but a uid is not a player: subtensor recycles a
+pruned uid for the next registration (``subnets/uids.rs::replace_neuron``). A
+uid whose hotkey differs from the one its player was recorded with is a new
+player: fresh rating, no rounds, no copy charge, and no inherited leadership
+(a recycled leader's uid does not keep first place); until it plays a round
+under its new hotkey it holds no weight (``compute_weights(..., hotkeys=)``).
 """
 
 from __future__ import annotations
@@ -262,14 +269,18 @@ def play_round(
     model = cfg.model()
 
     players: dict[int, PlayerState] = {}
+    recycled: set[int] = set()
     for uid in competitors:
         prev = state.players.get(uid)
         hotkey = hotkeys.get(uid) if hotkeys is not None else (prev.hotkey if prev else None)
-        if prev is None or (hotkeys is not None and prev.hotkey is not None and prev.hotkey != hotkey):
+        if prev is None or _recycled(prev, hotkey if hotkeys is not None else prev.hotkey):
             if prev is not None:
-                logger.info("competition: uid {} changed hotkey, rating reset", uid)
+                logger.info("competition: uid {} has a new hotkey (recycled uid): a new player", uid)
+                recycled.add(uid)
             prev = PlayerState(mu=cfg.mu, sigma=cfg.sigma, hotkey=hotkey)
         players[uid] = replace(prev, hotkey=hotkey)
+    if state.leader in recycled:  # first place belonged to the old hotkey, not to the uid
+        state = replace(state, leader=None, leader_since=None)
 
     effective: dict[int, float | None] = {}
     for uid in competitors:
@@ -298,6 +309,14 @@ def play_round(
     new_round = rnd + 1
     leader, leader_since = _next_leader(state, players, new_round, cfg)
     return CompetitionState(round=new_round, players=players, leader=leader, leader_since=leader_since)
+
+
+def _recycled(prev: PlayerState, hotkey: str | None) -> bool:
+    """Is the neuron now at this uid someone other than the one ``prev`` was recorded for?
+
+    A player recorded without a hotkey (an old state file) adopts the first one it is seen with.
+    """
+    return prev.hotkey is not None and prev.hotkey != hotkey
 
 
 def eligible(p: PlayerState, current_round: int, cfg: CompetitionConfig) -> bool:
@@ -337,10 +356,16 @@ def _next_leader(
 # -- weights -----------------------------------------------------------------------------------
 
 
-def leaderboard(state: CompetitionState, uids: Collection[int], cfg: CompetitionConfig) -> list[int]:
-    """Eligible uids in payout order: the leader first, then by ordinal; at most ``top_k``."""
+def leaderboard(state: CompetitionState, uids: Collection[int], cfg: CompetitionConfig,
+                hotkeys: Mapping[int, str] | None = None) -> list[int]:
+    """Eligible uids in payout order: the leader first, then by ordinal; at most ``top_k``.
+
+    With ``hotkeys`` (uid -> hotkey now), a uid whose player was recorded under
+    another hotkey (recycled since the last round) is left off.
+    """
     present = {int(u) for u in uids} - ({cfg.owner_uid} if cfg.owner_uid is not None else set())
-    pool = [u for u in present if u in state.players and eligible(state.players[u], state.round, cfg)]
+    pool = [u for u in present if u in state.players and eligible(state.players[u], state.round, cfg)
+            and not (hotkeys is not None and _recycled(state.players[u], hotkeys.get(u)))]
     order = _by_ordinal(state.players, pool, cfg.z)
     if state.leader is not None and state.leader in order:
         order.remove(state.leader)
@@ -355,15 +380,17 @@ def curve_shares(n: int, cfg: CompetitionConfig) -> list[float]:
     return [float(cfg.top_k - i) for i in range(n)]
 
 
-def compute_weights(state: CompetitionState, uids: Sequence[int], cfg: CompetitionConfig) -> dict[int, float]:
+def compute_weights(state: CompetitionState, uids: Sequence[int], cfg: CompetitionConfig,
+                    hotkeys: Mapping[int, str] | None = None) -> dict[int, float]:
     """Weights for every uid in ``uids`` (plus the owner when burning), summing to 1.
 
-    Uids off the leaderboard get exactly 0. If nobody is eligible the miners'
-    share also goes to the owner; with no owner configured the result is all
-    zeros (the caller should then skip setting weights).
+    Uids off the leaderboard get exactly 0, among them recycled uids when
+    ``hotkeys`` is given. If nobody is eligible the miners' share also goes to
+    the owner; with no owner configured the result is all zeros (the caller
+    should then skip setting weights).
     """
     weights = {int(u): 0.0 for u in uids}
-    board = leaderboard(state, uids, cfg)
+    board = leaderboard(state, uids, cfg, hotkeys)
     burn = cfg.burn_share if cfg.owner_uid is not None else 0.0
     if board:
         shares = curve_shares(len(board), cfg)
