@@ -184,6 +184,8 @@ def _reason_kinds(reasons: list[str]) -> str:
             head = head.split(":")[0] + ": " + head.split(":")[1].strip()
         if head.startswith("copy of uid"):
             head = "copy"
+        elif head.startswith("copy tie uid"):
+            head = "copy tie"
         kinds[head] += 1
     return ", ".join(f"{k} x{n}" for k, n in kinds.most_common())
 

@@ -325,7 +325,8 @@ def run_bootstrap(python: str, network_args: list[str], n_miners: int, wallet_pa
 # (50-block windows, 6 s store polls). `--neuron-arg` comes later on the line and wins.
 DEVNET_FLAGS: dict[str, tuple[str, ...]] = {
     "miner": ("--protocol.window_blocks", "20"),
-    "validator": ("--protocol.window_blocks", "20", "--validator.poll_interval", "1.0"),
+    "validator": ("--protocol.window_blocks", "20", "--validator.poll_interval", "1.0",
+                  "--validator.watch_interval", "0.5"),
 }
 
 

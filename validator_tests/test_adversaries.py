@@ -130,8 +130,8 @@ def test_noisy_copier_is_charged_and_paid_nothing(quality: RunResult) -> None:
     (uid,) = quality.uids("copier_noisy")
     _assert_zero(quality, uid)
     reasons = quality.reasons(uid)
-    assert any(r.startswith("copy of uid") for r in reasons), reasons
-    victims = {int(r.split()[3]) for r in reasons if r.startswith("copy of uid")}
+    assert any(r.startswith(("copy of uid", "copy tie uid")) for r in reasons), reasons
+    victims = {int(r.split()[3]) for r in reasons if r.startswith(("copy of uid", "copy tie uid"))}
     assert uid not in victims and victims <= set(quality.behaviours), victims  # it copies whoever shares its fragment
 
 
@@ -150,7 +150,7 @@ def test_sybils_get_at_most_one_share(quality: RunResult) -> None:
         if same and all(r.get("score") is not None and not r["reason"].startswith(("rejected", "stale"))
                         for r in rows):
             shared += 1  # bit-identical uploads, both scored: at least one is charged, at most one paid
-            charged = [r for r in rows if r["reason"].startswith(("copy of uid", "shares a store with uid"))]
+            charged = [r for r in rows if r["reason"].startswith(("copy of uid", "copy tie uid", "shares a store with uid"))]
             assert charged, (e["window"], rows)
             assert sum((r.get("score") or 0) > 0 for r in rows) <= 1, (e["window"], rows)
     assert shared >= 1, "the two sybils never shared a fragment: the attack was not exercised"

@@ -130,7 +130,7 @@ def _pinned(w: UploadWatcher, *miners: Miner) -> Callable[[], bool]:
 
 def _settled(w: UploadWatcher, targets: list[WatchTarget]) -> Callable[[], bool]:
     """Every target has a final word this window: pinned, refused or out of budget."""
-    final = (PollResult.PINNED, PollResult.REFUSED, PollResult.OVER_BUDGET, PollResult.OVERSIZED)
+    final = (PollResult.PINNED, PollResult.REFUSED, PollResult.OVER_BUDGET, PollResult.OVERSIZED, PollResult.REJECTED)
     return lambda: all(w.book.sighting(WINDOW, t.hotkey) is not None or w.status(WINDOW, t.hotkey)[0] in final
                        for t in targets)
 
@@ -344,7 +344,8 @@ def test_fifo_and_symlink_loop_in_a_local_store_are_refused_without_hanging(tmp_
     assert w.drain(5) and time.monotonic() - t0 < 2 + SLACK_S
     for m in (fifo_miner, loop_miner):
         result, detail, _ = w.status(WINDOW, m.hotkey)
-        assert result is PollResult.FAILED and "PeerRefused" in detail, (result, detail)
+        assert result is PollResult.REJECTED and "PeerRefused" in detail, (result, detail)
+        assert w.status(WINDOW, m.hotkey)[2] == 1  # final: not retried this window
     assert _take(w, honest[0]).artifact is not None
 
 
@@ -403,3 +404,38 @@ def test_block_clock_never_stamps_a_block_read_before_the_bytes_arrived():
     assert clock.after(t) == 10  # that read started after t: shared
     assert clock.after(time.monotonic()) == 11  # a later arrival needs a fresh read
     assert len(reads) == 2
+
+
+def test_many_hanging_stores_never_queue_a_healthy_one(tmp_path):
+    """More blackholed stores than workers: once they have failed once, healthy stores still get a worker at once."""
+    head = Head(25)
+    budget = WatchBudget(workers=4, request_timeout_s=3.0, window_budget_s=60, retry_after_s=0.0)
+    w = _watcher(tmp_path, head, budget=budget)
+    dead = [HostileServer("blackhole") for _ in range(8)]  # eight servers: the per-endpoint rule does not apply
+    try:
+        hung = [Miner(400 + i).target(f"s3://bkt/p{i}?endpoint={d.url}") for i, d in enumerate(dead)]
+        _poll_until(w, hung, lambda: all(w.status(WINDOW, t.hotkey)[2] >= 1 for t in hung), timeout=20)
+        for t in hung:  # keep them busy: every one of them is retried at once, forever
+            w.poll(WINDOW, [t])
+        late = _honest(tmp_path, n=3, first_uid=500)
+        took = _poll_until(w, hung + [m.target() for m in late], _pinned(w, *late), timeout=5)
+        assert took < 0.5 + SLACK_S, f"healthy uploads waited {took:.2f}s behind hanging stores"
+        w.close()
+    finally:
+        for d in dead:
+            d.close()
+
+
+def test_sybils_behind_one_server_share_its_slots(tmp_path):
+    """Sixteen fresh hotkeys whose stores all hang on one server cannot take the workers from an honest store."""
+    head = Head(25)
+    budget = WatchBudget(workers=4, request_timeout_s=3.0, window_budget_s=60, retry_after_s=0.0, per_endpoint=2)
+    w = _watcher(tmp_path, head, budget=budget)
+    with HostileServer("trickle_body", interval_s=0.5, size=MAX_BYTES // 2) as sybil_server:
+        sybils = [Miner(600 + i).target(f"s3://bkt/s{i}?endpoint={sybil_server.url}") for i in range(16)]
+        w.poll(WINDOW, sybils)  # all sixteen are due at once, none has failed yet
+        honest = _honest(tmp_path, n=2, first_uid=700)
+        took = _poll_until(w, sybils + [m.target() for m in honest], _pinned(w, *honest), timeout=5)
+        assert took < 0.5 + SLACK_S, f"honest uploads waited {took:.2f}s behind sixteen sybils"
+        assert sybil_server.connections <= 2
+        w.close()

@@ -99,7 +99,8 @@ def test_network_trains_and_pays_honest_miners(tmp_path):
 
     # the copier was caught at least once, and never led
     reasons = [e["scores"].get(str(copier), {}).get("reason", "") for e in _scored(net)]
-    assert any(r.startswith("copy of uid") for r in reasons), reasons
+    # charged (slashed) when the evidence orders the pair, tied (zero, unslashed) when it cannot
+    assert any(r.startswith(("copy of uid", "copy tie uid")) for r in reasons), reasons
     assert all(e["leader"] != copier and e["leader"] != noise for e in _scored(net))
 
     # every node that synced holds the lead's exact model for that version

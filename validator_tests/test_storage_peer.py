@@ -507,3 +507,17 @@ def test_own_s3_store_makes_exactly_attempts_requests(mode: str) -> None:
         with pytest.raises(StorageError, match="after 3 attempts"):
             store.get("k", max_bytes=10)
         assert srv.connections == 3
+
+
+@pytest.mark.parametrize("body", [
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "aaaa">]><ListBucketResult/>'.encode("utf-16"),
+    b'<!DOCTYPE x [<!ENTITY a "b">]><ListBucketResult/>',
+    b"<ListBucketResult>" + b"<a>" * 100 + b"</a>" * 100 + b"</ListBucketResult>",
+    b"<ListBucketResult>" + b"<Contents><Key>k</Key></Contents>" * 20_000 + b"</ListBucketResult>",
+])
+def test_hostile_listing_pages_are_refused_before_a_tree_is_built(body: bytes) -> None:
+    """A DTD in any encoding, deep nesting and oversized pages are refused by the streaming pre-check."""
+    t0 = time.monotonic()
+    with pytest.raises(PeerRefused):
+        peer_mod._parse_listing(body, "s3://bkt?endpoint=http://127.0.0.1:1")
+    assert time.monotonic() - t0 < 1.0

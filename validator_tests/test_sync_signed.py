@@ -496,3 +496,39 @@ def test_manifest_ready_waits_for_a_validly_signed_manifest(lead: Lead) -> None:
     assert not manifest_ready(store, NETUID, 3, expected_signer=MALLORY.ss58_address)
     store.put(manifest_key(NETUID, 3), b"{garbage")
     assert not manifest_ready(store, NETUID, 3, expected_signer=LEAD.ss58_address)  # never raises
+
+
+# --------------------------------------------------------------------------- a hostile but correctly signed lead
+
+from subnet.sync.bounds import ManifestPolicy  # noqa: E402
+from subnet.sync.errors import PolicyViolation  # noqa: E402
+
+
+@pytest.mark.parametrize("field,value", [
+    ("outer_lr", 1e30),  # blows every parameter up by 30 orders of magnitude
+    ("entry_weight", 3.4e38),
+    ("model_hash", None),  # an honest lead always pins the hash its manifest produces
+    ("many_entries", 9),  # more entries than top_g: a follower's memory is not the lead's to spend
+])
+def test_correctly_signed_manifest_no_honest_lead_would_publish_is_refused(lead: Lead, field: str,
+                                                                           value: object) -> None:
+    store = lead.store
+    _drop_checkpoint(store)
+    m = _manifest(store, 1)
+    policy = ManifestPolicy(outer_lr=m.outer_lr, top_g=max(1, len(m.entries)))
+    data = json.loads(m.to_json())
+    if field == "entry_weight":
+        data["entries"][0]["weight"] = value
+    elif field == "many_entries":
+        policy = ManifestPolicy(outer_lr=m.outer_lr, top_g=1)
+        assert len(data["entries"]) > 1, "the fixture's manifest has one entry: the case proves nothing"
+    else:
+        data[field] = value
+    data["signer"] = data["signature"] = None
+    evil = Manifest.from_dict(data).sign(LEAD)  # the lead's own key: the signature is valid
+    store.put(manifest_key(NETUID, 1), evil.canonical_bytes())
+    gm = new_gm()
+    before = gm.model_hash
+    out = follow(gm, store, policy=policy)
+    assert out.status is FollowStatus.REFUSED and PolicyViolation.__name__ in out.detail, out
+    assert gm.version == 0 and gm.model_hash == before

@@ -93,8 +93,8 @@ EXPECTED_OUTCOME: dict[str, tuple[str, ...]] = {
     "steal_key": ("absent",),
     "replay": ("stale base version",),
     "late": ("late", "absent"),
-    "copier": ("copy of uid",),
-    "copier_noisy": ("copy of uid",),
+    "copier": ("copy of uid", "copy tie uid"),
+    "copier_noisy": ("copy of uid", "copy tie uid"),
 }
 """Reason prefixes expected for each behaviour's scored submissions (besides plain "absent" windows)."""
 
@@ -358,7 +358,7 @@ def replay(rt: Any, w: int, mine: Assignment, header: ArtifactHeader, peers: lis
         seed = rt.chain.window_seed(old) if old >= 0 else None
         if seed is None:
             continue
-        past = assign_all(seed, range(len(peers)), rt.assignment_params)
+        past = assign_all(seed, [p.uid for p in peers], rt.assignment_params)
         for p in peers:
             a = past.get(p.uid)
             if p.uid == rt.uid or not p.location or p.validator_permit or a is None or a.fragment != mine.fragment:

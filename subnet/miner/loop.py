@@ -1,8 +1,11 @@
 """The miner loop: one window at a time, train the assigned fragment, upload a signed artifact.
 
 Per window `w` (see DESIGN.md, Protocol):
+0. check the hotkey still holds its uid (else `Deregistered`: the miner exits with status 3);
 1. bring the local global model to the lead's newest version (manifests up to `w-1`);
-2. compute the assignment from the window seed (hash of the window's first block);
+2. compute the assignment from the window seed (hash of the window's first block, once finalised)
+   and the uid: a pure function of both, so nobody else's registration moves it; a miner
+   registered during `w` sits `w` out (validators do not expect it before `w+1`);
 3. run H inner AdamW steps on the fragment's pages, pseudo-gradient = start - end;
 4. compress with error feedback, sign with the hotkey, upload before the window ends.
 
@@ -32,12 +35,13 @@ from subnet.miner.state import MinerState
 from subnet.miner.train import inner_train
 from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import lead_validator
-from subnet.node.globalmodel import follow_lead, persist, restore
+from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
 from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import NodeRuntime
 from subnet.protocol.assignment import Assignment, assign_all
 from subnet.protocol.keys import artifact_key
-from subnet.protocol.windows import window_end
+from subnet.protocol.registration import takes_part
+from subnet.protocol.windows import window_end, window_start
 from subnet.storage.base import open_store
 from subnet.telemetry.events import EventLog
 
@@ -96,17 +100,26 @@ class Miner:
     def run_window(self, w: int) -> WindowResult:
         rt = self.rt
         peers = rt.chain.peers()
+        me = rt.require_registered(peers)  # raises Deregistered: never train under a recycled uid
         lead = lead_validator(peers)
         lead_store = self.peer_stores.get(lead.location) if lead is not None else None
         if lead_store is not None:
             if follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
-                           lead_hotkey=lead.hotkey, codec=rt.codec).changed:
+                           lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg.sync)).changed:
                 persist(rt.gm, rt.state_dir)
                 self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
-        seed = rt.chain.window_seed(w)
+        first = window_start(w, rt.window_params)
+        if not takes_part(next((p.registered_at for p in peers if p.uid == me.uid), None), first):
+            self._mark_done(w)
+            return WindowResult(w, -1, 0, False, f"registered during window {w}; the first window is {w + 1}")
+        seed = rt.wait_for_seed(w, lambda: self._stop)
         if seed is None:
-            raise ChainError(f"window {w} has no seed yet")
-        assignments = assign_all(seed, range(len(peers)), rt.assignment_params)
+            if self._stop:
+                return WindowResult(w, -1, 0, False, "stopped while waiting for the seed")
+            self._mark_done(w)
+            return WindowResult(w, -1, 0, False, f"window {w}'s first block was not finalised before the window ended")
+        assignments = assign_all(seed, [p.uid for p in peers if takes_part(p.registered_at, first)],
+                                 rt.assignment_params)
         mine = assignments[rt.uid]
         fragment = rt.gm.fragment(mine.fragment)
         header = ArtifactHeader(netuid=rt.netuid, window=w, uid=rt.uid, hotkey=rt.hotkey,
@@ -170,6 +183,7 @@ class Miner:
 
     def _train(self, fragment: Fragment, pages: tuple[int, ...]):
         rt = self.rt
+        rt.pages.prefetch(pages, "train")  # shard store: downloads overlap the first inner steps
         batches = _cycle_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
         res = inner_train(rt.gm.model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step)
         self.state.adam = res.optimizer_state

@@ -53,6 +53,16 @@ class DataFlags:
     """'embedded' (the public-domain corpus fetched at set-up), local text files, or a hub dataset name."""
     cache_dir: str | None = None
     """Cache for the corpus, tokenizer and token pages (default $TESSERA_CACHE_DIR or ~/.cache/tessera)."""
+    shards: str | None = None
+    """Public location of the subnet's pre-tokenized shards (s3://bucket/prefix?endpoint=URL; file:// on the devnet), read anonymously; none: tokenize `source` locally. With it, `source` is ignored."""
+    manifest_sha256: str | None = None
+    """sha256 of the shard manifest: a subnet parameter every node must agree on (published by the subnet owner); required with --data.shards."""
+    shard_cache_mb: int = 4096
+    """Disk bound of the local shard cache under <cache_dir>/shards, in MiB (least recently used evicted first)."""
+    shard_memory_mb: int = 512
+    """Memory bound of the in-process shard cache, in MiB."""
+    fetch_workers: int = 8
+    """Shard downloads in flight at once (prefetch and on demand)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,10 +79,14 @@ class MinerOptions:
 class ValidatorOptions:
     """Validator cadence and judgement knobs."""
 
-    poll_interval: float = 1.0
-    """Seconds between polls of the miners' stores (upload deadline evidence)."""
-    poll_workers: int = 16
+    poll_interval: float = 6.0
+    """Seconds between polls of the miners' stores (upload evidence): half a 12 s block (devnet: 0.5-1)."""
+    watch_interval: float = 2.0
+    """Seconds between the upload watcher's passes over miners' stores not yet seen this window."""
+    poll_workers: int = 32
     """Peer store requests in flight at once (one slow store holds one worker, nobody else)."""
+    per_endpoint_requests: int = 2
+    """Requests in flight to one endpoint (host:port) at once: sybils behind one server share them."""
     peer_window_budget_s: float = 60.0
     """Store time one peer may use per window; then it is not polled again that window."""
     peer_retry_after_s: float = 3.0
@@ -93,6 +107,8 @@ class ValidatorOptions:
     def __post_init__(self) -> None:
         if self.norm_outlier <= 1:
             raise ConfigError("validator.norm_outlier must be > 1")
+        if self.watch_interval <= 0 or self.per_endpoint_requests < 1:
+            raise ConfigError("validator: watch_interval > 0, per_endpoint_requests >= 1")
         if self.poll_workers < 1 or self.peer_window_budget_s <= 0 or self.peer_retry_after_s < 0:
             raise ConfigError("validator: poll_workers >= 1, peer_window_budget_s > 0, peer_retry_after_s >= 0")
         if self.poll_interval <= 0 or self.weights_interval < 1 or self.max_staleness < 0:
@@ -119,6 +135,8 @@ class MinerNeuronConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataFlags = field(default_factory=DataFlags)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    """Consensus settings of the outer step: a miner refuses lead manifests that break them."""
     miner: MinerOptions = field(default_factory=MinerOptions)
 
 

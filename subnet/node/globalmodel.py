@@ -25,6 +25,7 @@ from subnet.model.presets import build_model
 from subnet.model.state import load_checkpoint, save_checkpoint
 from subnet.protocol.manifest import ManifestEntry
 from subnet.storage.base import ArtifactStore
+from subnet.sync.bounds import ManifestPolicy
 from subnet.sync.apply import GlobalModel
 from subnet.sync.checkpoints import catch_up_report
 
@@ -83,9 +84,14 @@ def restore(gm: GlobalModel, state_dir: str | Path) -> bool:
     return True
 
 
+def manifest_policy(sync: object) -> ManifestPolicy:
+    """The manifest policy of a node's consensus settings (a SyncConfig)."""
+    return ManifestPolicy(outer_lr=float(sync.outer_lr), top_g=int(sync.top_g))  # type: ignore[attr-defined]
+
+
 def follow_lead(gm: GlobalModel, lead_store: ArtifactStore, netuid: int, upto_window: int,
                 max_artifact_bytes: int, *, lead_hotkey: str, codec: CodecConfig,
-                reset: Callable[[], None] | None = None) -> FollowOutcome:
+                reset: Callable[[], None] | None = None, policy: ManifestPolicy | None = None) -> FollowOutcome:
     """Apply the lead's signed manifests up to `upto_window`; never raises for what the store holds.
 
     Only manifests and checkpoints signed by `lead_hotkey` (the hotkey the
@@ -96,7 +102,8 @@ def follow_lead(gm: GlobalModel, lead_store: ArtifactStore, netuid: int, upto_wi
     the gap through a newer checkpoint. If the local state is off the lead's
     signed history (see checkpoints.catch_up for the rule), the node resets:
     `reset` (default: `gm.reset_to_init`, the seeded version 0), then the
-    lead's newest valid checkpoint, then replay.
+    lead's newest valid checkpoint, then replay. `policy` refuses correctly
+    signed manifests no honest lead would publish (sync.bounds.ManifestPolicy).
     """
     before = (gm.version, gm.last_manifest_window)
     hook = reset if reset is not None else (gm.reset_to_init if gm.init_model is not None else None)
@@ -106,7 +113,7 @@ def follow_lead(gm: GlobalModel, lead_store: ArtifactStore, netuid: int, upto_wi
 
     try:
         report = catch_up_report(gm, lead_store, netuid, upto_window, fetch, expected_signer=lead_hotkey,
-                                 codec=codec, max_artifact_bytes=max_artifact_bytes, reset=hook)
+                                 codec=codec, max_artifact_bytes=max_artifact_bytes, reset=hook, policy=policy)
     except Exception as exc:  # noqa: BLE001 - a bug must not end Miner.run / Validator.run either
         logger.exception("following the lead {} to window {} failed", lead_hotkey, upto_window)
         return FollowOutcome(status=FollowStatus.REFUSED, version=gm.version,

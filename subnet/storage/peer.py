@@ -429,10 +429,50 @@ def _last_modified(resp: http.client.HTTPResponse) -> float | None:
         return None
 
 
+MAX_LISTING_DEPTH = 6  # ListBucketResult > Contents > Key is depth 3; Owner > ID is 4
+MAX_LISTING_ELEMENTS = 16 * 1024  # ~1000 keys x (Contents, Key, LastModified, ETag, Size, StorageClass) + slack
+
+
+def _check_listing_shape(body: bytes, location: str) -> None:
+    """One streaming pass with expat before any tree is built: UTF-8 only, no DTD, bounded depth and size.
+
+    A byte search for "<!DOCTYPE" misses a UTF-16 document, and a tree of
+    deeply nested elements costs memory before any check could run; expat's
+    handlers see every declaration whatever the encoding, and stop at once.
+    """
+    import xml.parsers.expat
+
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body[:64]:
+        raise PeerRefused(f"peer store {location}: listing is not UTF-8")
+    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
+    depth = [0, 0]  # current depth, elements seen
+
+    def start(_name: str, _attrs: dict) -> None:
+        depth[0] += 1
+        depth[1] += 1
+        if depth[0] > MAX_LISTING_DEPTH or depth[1] > MAX_LISTING_ELEMENTS:
+            raise PeerRefused(f"peer store {location}: listing nests deeper than {MAX_LISTING_DEPTH} or has more "
+                              f"than {MAX_LISTING_ELEMENTS} elements")
+
+    def end(_name: str) -> None:
+        depth[0] -= 1
+
+    def dtd(*_args: object) -> None:
+        raise PeerRefused(f"peer store {location}: listing carries a DTD")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.StartDoctypeDeclHandler = dtd
+    parser.EntityDeclHandler = dtd
+    try:
+        parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError as e:
+        raise PeerRefused(f"peer store {location}: listing is not XML ({e})") from None
+
+
 def _parse_listing(body: bytes, location: str) -> tuple[list[str], str | None]:
     """Keys and the continuation token (None when the listing is complete) of one ListObjectsV2 page."""
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise PeerRefused(f"peer store {location}: listing carries a DTD")
+    _check_listing_shape(body, location)
     try:
         root = ET.fromstring(body)
     except ET.ParseError as e:

@@ -15,6 +15,8 @@ guess, it catches up from a checkpoint instead (checkpoints.catch_up).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from subnet.model.state import model_hash
 from subnet.protocol.keys import parse_artifact_key
 from subnet.protocol.manifest import Manifest, ManifestEntry
 from subnet.sync.aggregate import combine
+if TYPE_CHECKING:
+    from subnet.sync.bounds import ManifestPolicy
 from subnet.sync.errors import (
     ArtifactHashMismatch,
     ArtifactRefused,
@@ -216,8 +220,12 @@ def apply_manifest(
     decode: DecodeArtifact | None = None,
     max_artifact_bytes: int = 64 * 1024 * 1024,
     verify_hash: bool = True,
+    policy: "ManifestPolicy | None" = None,
 ) -> int:
     """Fetch, verify, decode and apply `manifest`; return the new version.
+
+    With `policy`, a manifest no honest lead would publish (bounds.ManifestPolicy)
+    is refused before any download.
 
     `codec` is this node's codec config: the default decoder pins it. Raises
     SyncError (the model is unchanged) when any artifact is missing, does not
@@ -229,6 +237,10 @@ def apply_manifest(
         raise VersionMismatch(
             f"manifest window {manifest.window} applies to version {manifest.base_version}, this node holds {gm.version}"
         )
+    if policy is not None:
+        from subnet.sync.bounds import check_manifest_policy
+
+        check_manifest_policy(manifest, policy)
     deltas = fetch_and_decode(gm, manifest, fetch_artifact, decode or default_decode(max_artifact_bytes, codec))
     return apply_decoded(gm, manifest, deltas, verify_hash=verify_hash)
 

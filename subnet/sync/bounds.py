@@ -9,8 +9,11 @@ a window later than the follower's own current window is accepted either.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from subnet.protocol.manifest import Manifest
-from subnet.sync.errors import FutureWindow, VersionOutOfBounds
+from subnet.sync.errors import FutureWindow, PolicyViolation, VersionOutOfBounds
 
 
 def max_version(window: int) -> int:
@@ -41,3 +44,36 @@ def check_state_bounds(version: int, last_manifest_window: int, *, current_windo
     if last_manifest_window > current_window:
         raise FutureWindow(f"{what}: last manifest window {last_manifest_window} is later than the "
                            f"current window {current_window}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestPolicy:
+    """What an honest lead's manifest looks like under this node's consensus settings (SyncConfig).
+
+    A validly signed manifest is still the lead's word: a lead (or whoever holds
+    its key) must not be able to blow the model up with an outer learning rate
+    of 1e30, aggregation weights of 1e38, or tens of thousands of entries that
+    exhaust a follower's memory. Every honest manifest has the subnet's outer
+    learning rate, at most `top_g` entries per fragment, weights in [0, 1]
+    summing to at most 1 per fragment (median-norm clipping then mean:
+    sync.aggregate), and the model hash it produces.
+    """
+
+    outer_lr: float
+    top_g: int
+
+
+def check_manifest_policy(manifest: Manifest, policy: ManifestPolicy) -> None:
+    what = f"manifest for window {manifest.window}"
+    if not math.isclose(manifest.outer_lr, policy.outer_lr, rel_tol=1e-9, abs_tol=0.0):
+        raise PolicyViolation(f"{what} uses outer_lr {manifest.outer_lr!r}; this subnet's is {policy.outer_lr!r}")
+    if manifest.model_hash is None:
+        raise PolicyViolation(f"{what} does not pin the model hash it produces")
+    for fragment, entries in manifest.by_fragment().items():
+        if len(entries) > policy.top_g:
+            raise PolicyViolation(f"{what} lists {len(entries)} entries for fragment {fragment}, "
+                                  f"more than top_g {policy.top_g}")
+        weights = [e.weight for e in entries]
+        if any(not 0.0 <= w <= 1.0 for w in weights) or sum(weights) > 1.0 + 1e-6:
+            raise PolicyViolation(f"{what}: fragment {fragment} weights {weights[:4]} are outside [0, 1] or "
+                                  "sum past 1")

@@ -31,7 +31,7 @@ from subnet.model.state import checkpoint_bytes, load_checkpoint_bytes, model_ha
 from subnet.protocol.keys import checkpoint_key, manifest_key, parse_checkpoint_key, parse_manifest_key
 from subnet.protocol.manifest import Manifest, Signer
 from subnet.sync.apply import DecodeArtifact, FetchArtifact, GlobalModel, apply_manifest
-from subnet.sync.bounds import check_manifest_bounds, check_state_bounds, max_version
+from subnet.sync.bounds import ManifestPolicy, check_manifest_bounds, check_state_bounds, max_version
 from subnet.sync.errors import Diverged, FutureWindow, SyncError, VersionMismatch, VersionOutOfBounds
 from subnet.sync.signing import sign_checkpoint_meta, verify_checkpoint_signature, verify_manifest_signature
 
@@ -364,6 +364,7 @@ def catch_up_report(
     max_artifact_bytes: int = 64 * 1024 * 1024,
     verify_hash: bool = True,
     reset: Callable[[], None] | None = None,
+    policy: ManifestPolicy | None = None,
 ) -> CatchUpReport:
     """`catch_up` without raising for what the lead's store holds: refusals come back in the report."""
     lead = _Lead(store=lead_store, netuid=netuid, current_window=current_window, signer=expected_signer)
@@ -371,7 +372,7 @@ def catch_up_report(
 
     def apply(manifest: Manifest) -> int:
         return apply_manifest(gm, manifest, fetch_artifact, codec=codec, decode=decode,
-                              max_artifact_bytes=max_artifact_bytes, verify_hash=verify_hash)
+                              max_artifact_bytes=max_artifact_bytes, verify_hash=verify_hash, policy=policy)
 
     try:
         reason = _state_divergence(gm, lead)
@@ -409,6 +410,7 @@ def catch_up(
     max_artifact_bytes: int = 64 * 1024 * 1024,
     verify_hash: bool = True,
     reset: Callable[[], None] | None = None,
+    policy: ManifestPolicy | None = None,
 ) -> int:
     """Bring `gm` to the lead's newest signed version visible up to `current_window`; return it.
 
@@ -438,7 +440,7 @@ def catch_up(
     report = catch_up_report(gm, lead_store, netuid, current_window, fetch_artifact,
                              expected_signer=expected_signer, codec=codec, use_checkpoint=use_checkpoint,
                              decode=decode, max_artifact_bytes=max_artifact_bytes, verify_hash=verify_hash,
-                             reset=reset)
+                             reset=reset, policy=policy)
     if report.error is not None:
         raise report.error
     return report.version

@@ -68,3 +68,7 @@ class FutureWindow(VersionOutOfBounds):
 
 class Diverged(SyncError):
     """This node's state is not on the lead's signed history and there is nothing to reset it to."""
+
+
+class PolicyViolation(SyncError):
+    """A correctly signed manifest that no honest lead would publish under this subnet's settings."""

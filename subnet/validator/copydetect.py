@@ -19,6 +19,17 @@ Similarity of submissions a, b (templar checks index overlap >= 0.4):
 ``find_copies`` charges the *later* submission of a similar pair (by
 ``first_seen``, then ``commit_block``, then uid), pointing at the earliest
 submission it matches. Only submissions of the same fragment are compared.
+
+``judge_copies`` is what the validator runs: each upload is known only to lie
+in an interval, after its store last said "absent" (``seen_after``) and before
+the validator had its bytes in hand (``first_seen``, the validator's clock,
+never the store's). A pair is ordered only when the intervals are disjoint
+(a's bytes were in hand before b's store said it had none): then the later is
+charged. Overlapping intervals are a *tie*: both score zero that window, and
+neither is slashed. Why this cannot frame an honest miner: a copier gets the
+victim's bytes only after the victim uploaded, which is after the victim's
+store last said "absent", so the copier's bytes can never be in hand before
+that; and a copier gains nothing from a tie.
 """
 
 from __future__ import annotations
@@ -65,6 +76,12 @@ class Submission:
     commit_block: int
     """Block of the miner's commitment (tie-breaker)."""
     update: Update
+    seen_after: float | None = None
+    """When the miner's store last said it had nothing (the interval's start); None: exactly `first_seen`."""
+
+    @property
+    def earliest(self) -> float:
+        return self.first_seen if self.seen_after is None else self.seen_after
 
     def order_key(self) -> tuple[float, int, int]:
         return (self.first_seen, self.commit_block, self.uid)
@@ -150,3 +167,39 @@ def find_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD
                 charged[later.uid] = earlier.uid
                 break
     return charged
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyVerdict:
+    """charged: later uid -> the uid it copied (slashable); tied: uid -> its twin when the order is unknown."""
+
+    charged: dict[int, int]
+    tied: dict[int, int]
+
+
+def judge_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD) -> CopyVerdict:
+    """Copies charged by disjoint sighting intervals; overlapping near-duplicates tied (module docstring)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
+    uids = [s.uid for s in subs]
+    if len(set(uids)) != len(uids):
+        raise ConfigError("judge_copies: duplicate uid among submissions")
+    ordered = sorted(subs, key=Submission.order_key)
+    supports = {s.uid: support_of(s.update) for s in ordered}
+    charged: dict[int, int] = {}
+    tied: dict[int, int] = {}
+    for j, later in enumerate(ordered):
+        for earlier in ordered[:j]:
+            if earlier.fragment != later.fragment or earlier.uid in charged:
+                continue
+            if overlap_stats(supports[earlier.uid], supports[later.uid]).similarity < threshold:
+                continue
+            if earlier.first_seen < later.earliest:  # disjoint: earlier's bytes in hand before later's store had any
+                charged[later.uid] = earlier.uid
+            else:
+                tied.setdefault(later.uid, earlier.uid)
+                tied.setdefault(earlier.uid, later.uid)
+            break
+    for uid in charged:
+        tied.pop(uid, None)
+    return CopyVerdict(charged=charged, tied=tied)

@@ -40,8 +40,9 @@ class Sighting:
     window: int
     hotkey: str
     fragment: int
-    first_seen: float  # unix seconds: ordering for copy attribution
+    first_seen: float  # unix seconds (our clock) when the bytes were in hand: the interval's end
     block: int  # chain block read after the bytes arrived: the deadline evidence
+    seen_after: float | None  # unix seconds (our clock) of the last "absent" answer's request; None: never
     sha256: str
     nbytes: int
 
@@ -66,7 +67,7 @@ class EvidenceBook:
                 raise ValueError(f"schema {raw.get('schema')!r}")
             for w, rows in raw["sightings"].items():
                 for hk, row in rows.items():
-                    s = Sighting(**row)
+                    s = Sighting(**{"seen_after": None, **row})
                     if self._blob(s).is_file():
                         self._sightings.setdefault(int(w), {})[hk] = s
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -35,6 +35,7 @@ class Scored:
     artifact: Artifact | None = None  # verified; decoded only to score it and, if selected, to aggregate
     data: bytes | None = None
     first_seen: float = 0.0
+    seen_after: float | None = None  # interval start for copy attribution (evidence.Sighting)
 
     @property
     def eligible(self) -> bool:
@@ -73,13 +74,13 @@ def _take_in(out: Scored, window: int, book: EvidenceBook, status: tuple[PollRes
         result, detail, attempts = status
         if result is PollResult.REFUSED:
             out.reason = detail  # "no store committed" or "unusable store location: <why>"
-        elif result in (PollResult.FAILED, PollResult.OVER_BUDGET, PollResult.OVERSIZED):
+        elif result in (PollResult.FAILED, PollResult.OVER_BUDGET, PollResult.OVERSIZED, PollResult.REJECTED):
             out.reason = f"absent (store failing: {detail}; {attempts} attempts)"
         else:
             out.reason = "absent"
         return out
     sighting, data = pinned
-    out.first_seen = sighting.first_seen
+    out.first_seen, out.seen_after = sighting.first_seen, sighting.seen_after
     out.detail = {"bytes": sighting.nbytes, "first_seen_block": sighting.block}
     if sighting.block >= rules.deadline_block:
         out.reason = f"late (first seen at block {sighting.block}, deadline {rules.deadline_block})"
@@ -87,11 +88,9 @@ def _take_in(out: Scored, window: int, book: EvidenceBook, status: tuple[PollRes
     try:
         art = verify(data)
     except ArtifactError as exc:
-        if recheck is not None and _replaced(data, recheck):
-            out.reason = (f"late (replaced after first seen at block {sighting.block}; "
-                          f"the first bytes were refused: {type(exc).__name__})")
-            return out
         out.score, out.reason = 0.0, f"rejected: {type(exc).__name__}: {exc}"
+        if recheck is not None and _replaced(data, recheck):
+            mark_replaced(out, sighting.block)
         return out
     staleness = rules.model_version - art.header.base_version
     if staleness < 0 or staleness > rules.max_staleness:
@@ -101,6 +100,13 @@ def _take_in(out: Scored, window: int, book: EvidenceBook, status: tuple[PollRes
     out.artifact, out.data = art, data
     out.detail["staleness"] = staleness
     return out
+
+
+def mark_replaced(out: Scored, first_block: int) -> None:
+    """The key now holds other bytes than those pinned: the upload was replaced, so it is late."""
+    cause = out.reason.split(":")[1].strip() if out.reason.startswith("rejected:") else "refused"
+    out.score, out.artifact, out.data = None, None, None
+    out.reason = f"late (replaced after first seen at block {first_block}; the first bytes were refused: {cause})"
 
 
 def _replaced(first: bytes, recheck: Recheck) -> bool:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import signal
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import torch
@@ -41,27 +42,30 @@ from subnet.codec.wire import expected_max_bytes, read_artifact
 from subnet.errors import ChainError
 from subnet.model.fragments import trainable_parameters
 from subnet.node.chain import ChainView, Peer, lead_validator
-from subnet.node.globalmodel import follow_lead, persist, restore
+from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
 from subnet.node.peerstores import PeerStores, StoreRefusal
-from subnet.node.runtime import NodeRuntime
+from subnet.node.runtime import Deregistered, NodeRuntime
 from subnet.protocol.assignment import assign_all, heldout_pages, random_pages
 from subnet.protocol.keys import artifact_key
-from subnet.protocol.windows import window_end, window_of
+from subnet.protocol.registration import takes_part
+from subnet.protocol.windows import window_end, window_of, window_start
 from subnet.storage.base import open_store
+from subnet.storage.location import LocationPolicy, S3Location, parse_location
 from subnet.sync.aggregate import Contribution, build_manifest, select_top
 from subnet.sync.apply import apply_decoded
 from subnet.sync.checkpoints import manifest_ready, publish_checkpoint, publish_manifest, should_checkpoint
 from subnet.telemetry.events import EventLog
 from subnet.validator.cohorts import normalise_cohorts
 from subnet.validator.competition import compute_weights, play_round
-from subnet.validator.copydetect import Submission, find_copies
+from subnet.validator.copydetect import CopyVerdict, Submission, judge_copies
 from subnet.validator.evidence import EvidenceBook
-from subnet.validator.intake import IntakeRules, Scored, take_in
+from subnet.validator.intake import IntakeRules, Scored, mark_replaced, take_in
 from subnet.validator.scoring import compute_baseline, mean_loss, page_batches, score_contribution
 from subnet.validator.state import ValidatorState
 from subnet.validator.watch import BlockClock, UploadWatcher, WatchBudget, WatchTarget, WatchThread
 
 CONTROL_UID = 1 << 16  # not a real uid: the window's shared control pages
+RECHECK_BUDGET_S = 2.0  # the scoring thread's whole wait for replaced-upload checks, per window
 
 
 class Validator:
@@ -82,14 +86,15 @@ class Validator:
         self._weights_setter: Any = None  # WeightSetter, built on first use
         vcfg = self.cfg.validator
         self.budget = WatchBudget(workers=vcfg.poll_workers, request_timeout_s=self.cfg.store.peer_request_timeout_s,
-                                  window_budget_s=vcfg.peer_window_budget_s, retry_after_s=vcfg.peer_retry_after_s)
+                                  window_budget_s=vcfg.peer_window_budget_s, retry_after_s=vcfg.peer_retry_after_s,
+                                  per_endpoint=vcfg.per_endpoint_requests)
         self.evidence = EvidenceBook(rt.state_dir / "evidence")
         # The watcher thread has its own chain client: the SDK's connection is not shared across threads.
         self._watch_chain = ChainView(make_subtensor(self.cfg.subtensor.network), rt.netuid, rt.window_params)
         self.watcher = UploadWatcher(self.evidence, self.peer_stores, BlockClock(self._watch_chain.block), self.budget)
-        self._watch_thread = WatchThread(self._watch_tick, vcfg.poll_interval)
+        self._watch_thread = WatchThread(self._watch_tick, vcfg.watch_interval)
         self._watch_peers: tuple[int, list[Peer]] = (-1, [])
-        self._watch_assign: dict[int, dict] = {}
+        self._watch_assign: dict[int, dict] = {}  # the watcher thread's own assignment cache
         self._max_bytes = {f: min(rt.cfg.store.max_artifact_bytes, expected_max_bytes(rt.gm.shapes(f), rt.codec))
                            for f in range(len(rt.gm.fragments))}
         logger.info("validator state: {} rounds played, last scored window {}, model version {}",
@@ -117,6 +122,8 @@ class Validator:
                         scored += 1
                         self._maybe_set_weights()
                     time.sleep(self.cfg.validator.poll_interval)
+                except Deregistered:
+                    raise  # the neuron exits (status 3) instead of validating under someone else's uid
                 except ChainError as exc:
                     logger.error("chain unavailable: {}; retrying in 5s", exc)
                     time.sleep(5)
@@ -132,24 +139,32 @@ class Validator:
         if self._peers_window != w:
             mg = self.rt.chain.metagraph()
             self._peers = self.rt.chain.peers(mg)
+            self.rt.require_registered(self._peers)  # once per window: pruned or moved -> Deregistered
             owner = mg.by_hotkey(mg.owner_hotkey) if mg.owner_hotkey else None
             self._owner_uid = owner.uid if owner is not None else None
             self._peers_window = w
 
-    def _assignments(self, w: int, n: int, chain: ChainView | None = None,
+    def _assignments(self, w: int, peers: list[Peer], chain: ChainView | None = None,
                      cache: dict[int, dict] | None = None) -> dict | None:
+        """Window `w`'s assignment of every peer registered before `w` started (None until its seed is final).
+
+        Each entry is a function of (seed, uid) alone (protocol/assignment.py), so
+        registrations since the window started never move anyone.
+        """
         chain = chain or self.rt.chain
         cache = self._assign_cache if cache is None else cache
+        first = window_start(w, self.rt.window_params)
+        uids = sorted(p.uid for p in peers if takes_part(p.registered_at, first))
         cached = cache.get(w)
-        if cached is not None and cached["n"] == n:
-            return cached["a"]
+        if cached is not None and set(uids) <= set(cached):
+            return {u: cached[u] for u in uids}
         seed = chain.window_seed(w)
         if seed is None:
             return None
-        a = assign_all(seed, range(n), self.rt.assignment_params)
+        a = assign_all(seed, uids, self.rt.assignment_params)
         for k in [k for k in cache if k < w - 2]:
             del cache[k]
-        cache[w] = {"n": n, "a": a}
+        cache[w] = {**(cached or {}), **a}
         return a
 
     def _watch_tick(self) -> None:
@@ -160,7 +175,7 @@ class Validator:
             self._watch_peers = (w, chain.peers())
             self.watcher.forget(w - 2)
         peers = self._watch_peers[1]
-        assignments = self._assignments(w, len(peers), chain, self._watch_assign)
+        assignments = self._assignments(w, peers, chain, self._watch_assign)
         if assignments is None:
             return
         targets = [WatchTarget(uid=p.uid, hotkey=p.hotkey, location=p.location, fragment=assignments[p.uid].fragment,
@@ -169,12 +184,12 @@ class Validator:
                    for p in peers if p.uid != self.rt.uid and p.uid in assignments]
         self.watcher.poll(w, targets)
 
-    def _recheck(self, p: Peer, key: str, fragment: int):  # noqa: ANN202 - intake.Recheck
+    def _recheck(self, p: Peer, key: str, fragment: int, timeout_s: float):  # noqa: ANN202 - intake.Recheck
         def recheck() -> bytes | None:
             reader = self.peer_stores.open(p.location)
             if isinstance(reader, StoreRefusal):
                 return None
-            obj = reader.fetch(key, self._max_bytes[fragment], timeout_s=self.budget.request_timeout_s)
+            obj = reader.fetch(key, self._max_bytes[fragment], timeout_s=timeout_s)
             return None if obj is None else obj.data
         return recheck
 
@@ -184,12 +199,11 @@ class Validator:
         t0 = time.perf_counter()
         seed_next = rt.chain.window_seed(t + 1)
         peers = self._peers
-        # the uid count the watcher assigned window t with (registrations since then must not move anyone)
-        n_at_t = self._watch_assign.get(t, {}).get("n", len(peers))
-        assignments = self._assignments(t, n_at_t)
+        assignments = self._assignments(t, peers)  # peers registered after t started sit t out
         if seed_next is None or assignments is None:
             return
         scfg = cfg.score
+        rt.pages.prefetch(sorted({pg for a in assignments.values() for pg in a.pages}), "train")  # overlaps scoring
         heldout_b = page_batches(rt.pages, heldout_pages(seed_next, rt.assignment_params), "heldout",
                                  scfg.batch_size, scfg.n_heldout_batches)
         all_assigned = {pg for a in assignments.values() for pg in a.pages}
@@ -202,14 +216,21 @@ class Validator:
         competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
 
         results = [self._take_in(t, p, assignments[p.uid].fragment, deadline) for p in competitors]
-        # copy detection over every verified upload, within each fragment: the later upload is charged
+        self._recheck_rejected(t, results, {p.uid: p for p in competitors})
+        # copy detection over every verified upload, within each fragment: the later upload is charged,
+        # near-duplicates whose order the evidence cannot tell both score zero (unslashed)
         subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
+                           seen_after=r.seen_after if r.seen_after is not None else float("-inf"),
                            commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
                 for r in results if r.artifact is not None]
-        copies = find_copies(subs, cfg.validator.copy_threshold) if subs else {}
+        verdict = judge_copies(subs, cfg.validator.copy_threshold) if subs else CopyVerdict(charged={}, tied={})
+        copies = verdict.charged
         for r in results:
             if r.uid in copies:
                 r.score, r.reason, r.artifact = 0.0, f"copy of uid {copies[r.uid]}", None
+            elif r.uid in verdict.tied:
+                r.score, r.artifact = 0.0, None
+                r.reason = f"copy tie uid {verdict.tied[r.uid]} (near-duplicates, order unknown: both zero, unslashed)"
         # after copy detection, so a sybil's upload still counts as the original a copier took
         shared = _shared_stores(competitors)
         for r in results:
@@ -232,7 +253,8 @@ class Validator:
         comp = play_round(self.state.competition, norm, [p.uid for p in competitors], cfg.competition,
                           slashed=set(copies) | set(shared), hotkeys={p.uid: p.hotkey for p in competitors})
         self.state.competition = comp
-        weights = compute_weights(comp, [p.uid for p in peers if p.uid != rt.uid], cfg.competition)
+        weights = compute_weights(comp, [p.uid for p in peers if p.uid != rt.uid], cfg.competition,
+                                  hotkeys={p.uid: p.hotkey for p in peers})
 
         lead = lead_validator(peers)
         manifest_info: dict[str, Any] = {}
@@ -273,10 +295,41 @@ class Validator:
                     status=self.watcher.status(t, p.hotkey),
                     rules=IntakeRules(deadline_block=deadline, model_version=rt.gm.version,
                                       max_staleness=cfg.validator.max_staleness),
-                    verify=verify, recheck=self._recheck(p, key, frag))
+                    verify=verify)
         if r.artifact is not None:
             r.detail["norm"] = _norm(r.artifact.encoded)
         return r
+
+    def _recheck_rejected(self, t: int, results: list[Scored], by_uid: dict[int, Peer]) -> None:
+        """Pinned bytes that failed verification: replaced since (late) or junk (rejected)? Concurrently, bounded.
+
+        One short request per such peer, all at once, and the scoring thread waits
+        at most `RECHECK_BUDGET_S` for them all: a store that does not answer in
+        time leaves the refusal standing (the first bytes are what counts).
+        """
+        todo = [r for r in results if r.reason.startswith("rejected:") and "first_seen_block" in r.detail]
+        if not todo:
+            return
+        timeout = min(RECHECK_BUDGET_S, self.budget.request_timeout_s)
+        pool = ThreadPoolExecutor(max_workers=min(len(todo), self.budget.workers), thread_name_prefix="recheck")
+        futures = {}
+        for r in todo:
+            pinned = self.evidence.pinned(t, r.hotkey)
+            if pinned is None:
+                continue
+            key = artifact_key(self.rt.netuid, t, r.hotkey, r.fragment)
+            futures[pool.submit(self._recheck(by_uid[r.uid], key, r.fragment, timeout))] = (r, pinned)
+        done, _ = wait(futures, timeout=timeout + 1.0)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for fut in done:
+            r, (sighting, data) = futures[fut]
+            try:
+                now = fut.result()
+            except Exception as exc:  # unreachable now: the first bytes stand
+                logger.debug("uid {}: recheck failed: {}", r.uid, exc)
+                continue
+            if now is not None and now != data:
+                mark_replaced(r, sighting.block)
 
     def _gate_norm_outliers(self, results: list[Scored]) -> None:
         """Zero updates whose norm is far above their fragment cohort's (lower) median.
@@ -351,7 +404,7 @@ class Validator:
                 break
             time.sleep(self.cfg.validator.poll_interval)
         follow_lead(self.rt.gm, lead_store, self.rt.netuid, t, self.cfg.store.max_artifact_bytes,
-                    lead_hotkey=lead.hotkey, codec=self.rt.codec)
+                    lead_hotkey=lead.hotkey, codec=self.rt.codec, policy=manifest_policy(self.cfg.sync))
 
     # -- weights --------------------------------------------------------------------------------
     def _maybe_set_weights(self) -> None:
@@ -377,7 +430,7 @@ class Validator:
                 return
         else:
             weights = compute_weights(self.state.competition, [p.uid for p in self._peers if p.uid != rt.uid],
-                                      cfg.competition)
+                                      cfg.competition, hotkeys={p.uid: p.hotkey for p in self._peers})
             reports = setter.step(weights)
         for r in reports:
             fields = dict(block=r.block, weights={str(u): w for u, w in r.weights.items()}, success=r.success,
@@ -412,15 +465,32 @@ def _norm(encoded: EncodedUpdate) -> float:
     return math.sqrt(sum(float((t.values.double() ** 2).sum()) for t in decode_sparse(encoded)))
 
 
+def store_identity(location: str) -> object:
+    """What a location names, whatever its spelling (case, trailing dot or slash, default port, %-escapes).
+
+    Sybils sharing one store must not escape the rule by writing it differently;
+    an unparseable location is its own identity (it is refused anyway).
+    """
+    try:
+        loc = parse_location(location, LocationPolicy.devnet())
+    except Exception:  # noqa: BLE001 - any text is acceptable input here
+        return ("raw", location)
+    if isinstance(loc, S3Location):
+        ep = loc.endpoint
+        where = None if ep is None else (ep.host.rstrip(".").lower(), ep.port or (443 if ep.scheme == "https" else 80))
+        return ("s3", where, loc.bucket, loc.prefix.strip("/"))
+    return ("local", os.path.normpath(loc.path))
+
+
 def _shared_stores(peers: list[Peer]) -> dict[int, int]:
     """Hotkeys committing the same store are one operator (sybils): only the first committed competes.
 
     Returns charged uid -> the uid that keeps the store (earliest commitment, then lowest uid).
     """
-    by_loc: dict[str, list[Peer]] = {}
+    by_loc: dict[object, list[Peer]] = {}
     for p in peers:
         if p.location:
-            by_loc.setdefault(p.location, []).append(p)
+            by_loc.setdefault(store_identity(p.location), []).append(p)
     charged: dict[int, int] = {}
     for group in by_loc.values():
         if len(group) > 1:

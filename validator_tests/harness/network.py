@@ -26,6 +26,8 @@ FAST_FLAGS = {
     "--train.lr": "3e-3",
     "--train.warmup_steps": "6",
     "--validator.poll_interval": "0.5",
+    "--validator.watch_interval": "0.5",
+    "--store.peer_request_timeout_s": "3",  # 8 s windows: a dead store must fail inside one
 }
 
 
