@@ -153,3 +153,28 @@ def test_cli_prepare_is_quick_when_cached(cache_dir: Path) -> None:
     info = subprocess.run([sys.executable, "-m", "subnet.cli", "data", "info", "--data.cache_dir", str(cache_dir)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=True).stdout
     assert "bpe-2048.json" in info and "corpus:" in info
+
+
+def test_token_pages_is_the_local_page_source(pages: TokenPages) -> None:
+    from subnet.data.source import PageSource
+    from subnet.data.split import split_sizes
+
+    assert isinstance(pages, PageSource)
+    assert (pages.n_train, pages.n_heldout) == split_sizes(pages.n_train + pages.n_heldout, 0.05)
+    pages.prefetch([0, 1], "train")  # nothing to fetch: a no-op that never raises
+    pages.prefetch([pages.n_train + 5], "train")
+
+
+def test_batched_tokenization_is_identical(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records are encoded in multi-document batches; the ids and the max_tokens cut must not depend on it."""
+    import subnet.data.pages as pages_mod
+
+    tok = load_tokenizer(cache_dir, 2048)
+    docs = [{"text": f"Scene {i}. " + "Enter a messenger, running.\n\n" * (i % 7)} for i in range(40)]
+    expected = [t for d in docs for t in tok.encode(d["text"]) + [0]]  # short docs: one chunk each
+    for batch_chars in (1, 50, 10_000, 1 << 20):
+        monkeypatch.setattr(pages_mod, "_BATCH_CHARS", batch_chars)
+        assert np.concatenate(list(pages_mod.iter_tokens(docs, "text", tok, None))).tolist() == expected
+        for cap in (1, 37, len(expected) - 1, len(expected), len(expected) + 5):
+            got = np.concatenate(list(pages_mod.iter_tokens(docs, "text", tok, cap))).tolist()
+            assert got == expected[:cap]

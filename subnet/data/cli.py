@@ -1,8 +1,13 @@
-"""`tessera data prepare|info`: pre-warm and inspect the data cache.
+"""`tessera data prepare|info|build`: pre-warm and inspect the data cache; build shards.
 
 `prepare` fetches the corpus, trains the tokenizer(s) and tokenises pages so
 neurons start instantly; a second run only reads the cache. With no
 --data.vocab_size it warms the vocab sizes of the `tiny` and `small` presets.
+`build` is the subnet owner's: tokenize a source once into content-addressed
+shards in a directory or S3-compatible bucket and print the manifest hash
+every node pins (subnet/data/build.py). Its flags come from
+`ShardBuildConfig`, so each is also an environment variable
+(`--data.out` <- TESSERA_DATA_OUT).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import time
 from pathlib import Path
 
 from subnet.data.config import CACHE_ENV, DataConfig, default_cache_dir
+
+_BUILD_EPILOG = ("Every flag can also be set by environment variable: TESSERA_ + the flag name upper-cased with "
+                 "dots as underscores (--data.out <- TESSERA_DATA_OUT; --data.cache_dir <- TESSERA_CACHE_DIR).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--data.page_len", dest="data_page_len", type=int, default=129)
             p.add_argument("--data.heldout_fraction", dest="data_heldout_fraction", type=float, default=0.05)
             p.add_argument("--data.max_tokens", dest="data_max_tokens", type=int, default=None)
+    from subnet.config import add_dataclass_flags
+    from subnet.data.config import BuildCommand
+
+    build = sub.add_parser("build", help="tokenize a source once into shards + a manifest (subnet owner)",
+                           epilog=_BUILD_EPILOG)
+    add_dataclass_flags(build, BuildCommand)
+    build.set_defaults(build_parser=build)
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -75,7 +90,45 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    from loguru import logger
+
+    from subnet.config import TrainConfig, config_from_args
+    from subnet.data.build import build_shards
+    from subnet.data.config import BuildCommand
+    from subnet.data.split import MAX_HELDOUT_EXPOSURE, heldout_exposure, min_heldout_pages
+    from subnet.errors import StorageError
+    from subnet.storage import open_store
+
+    bc = config_from_args(BuildCommand, args, parser=args.build_parser).data
+    store = open_store(bc.out)
+    if hasattr(store, "create_bucket"):  # a new bucket on MinIO / a devnet; production buckets may already exist
+        try:
+            store.create_bucket()
+        except StorageError as exc:
+            logger.warning("could not create the bucket ({}); writing to it as it is", exc)
+    res = build_shards(bc.data_config(), store, pages_per_shard=bc.pages_per_shard, workers=bc.upload_workers)
+    m = res.manifest
+    tc = TrainConfig()
+    exposure = heldout_exposure(m.n_heldout, tc.inner_steps, tc.batch_size)
+    print(f"tokens={m.n_tokens} page_len={m.page_len} train_pages={m.n_train} heldout_pages={m.n_heldout} "
+          f"shards={len(m.train_shards)}+{len(m.heldout_shards)} pages_per_shard={m.pages_per_shard} "
+          f"tokenizer={m.tokenizer.name} vocab={m.tokenizer.vocab_size}")
+    print(f"tokenise {res.tokenize_seconds:.1f}s + shard/upload {res.shard_seconds:.1f}s = "
+          f"{res.tokens_per_s:,.0f} tokens/s; {res.uploaded} shards written, {res.skipped} already present, "
+          f"{res.bytes_written} bytes to {res.location}")
+    verdict = "ok" if exposure <= MAX_HELDOUT_EXPOSURE else (
+        f"TOO SMALL for a real network: needs >= {min_heldout_pages(tc.inner_steps, tc.batch_size)} pages")
+    print(f"held-out exposure bound at H={tc.inner_steps}, B={tc.batch_size}: {exposure:.2%} "
+          f"(limit {MAX_HELDOUT_EXPOSURE:.0%}): {verdict}")
+    print(f"manifest_sha256={m.sha256}")
+    print(f"nodes: --data.shards '<public location of {res.location}>' --data.manifest_sha256 {m.sha256}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.data_cmd == "build":
+        return _build(args)
     return _prepare(args) if args.data_cmd == "prepare" else _info(args)
 
 

