@@ -37,7 +37,7 @@ for p in (REPO, REPO / "validator_tests"):
         sys.path.insert(0, str(p))
 
 from harness.devnet import running_devnet  # noqa: E402
-from harness.network import start_network  # noqa: E402
+from harness.network import start_network, wait_for_weights_in_effect  # noqa: E402
 from subnet.chain import make_subtensor  # noqa: E402
 from subnet.model.presets import build_model  # noqa: E402
 from subnet.model.state import load_checkpoint  # noqa: E402
@@ -53,7 +53,8 @@ GROUPS: dict[str, list[str]] = {
     "broken": ["nan", "truncated", "oversized", "wrong_shape", "bad_index", "pickle", "lying_header",
                "impersonate", "steal_key", "replay", "late", "zero"],
     # well-formed files with bad updates, and free-riders
-    "quality": ["scaled", "sign_flip", "noise", "copier_noisy", "sybil", "sybil"],
+    # the sybils sit in different blocks of F consecutive uids, so the assignment can put them in one cohort
+    "quality": ["scaled", "sign_flip", "sybil", "noise", "copier_noisy", "sybil"],
     "scaled10": ["scaled:10"],
     "scaled1000": ["scaled:1000"],
     "wrong_pages": ["wrong_pages", "copier"],
@@ -149,10 +150,7 @@ def run_network(root: Path, adversaries: list[str], *, honest: int = 2, windows:
             while time.monotonic() < deadline and not any(
                     e["ts"] > last_ts for e in net.events("validator", "weights_set")):
                 time.sleep(0.5)
-            sets = [e for e in net.events("validator", "weights_set") if e.get("success")]
-            last_set = max((e["block"] for e in sets), default=0)
-            net.wait_for("an epoch after the last weights", lambda: devnet.head()["number"] >= last_set + TEMPO_BLOCKS + 2,
-                         timeout=TEMPO_BLOCKS * BLOCK_MS / 1000 * 3 + 10)
+            wait_for_weights_in_effect(net, tempo_blocks=TEMPO_BLOCKS, block_s=BLOCK_MS / 1000)
             mg = make_subtensor(devnet.network).subnets.metagraph(net.boot.netuid)
             validator = next(c for c in net.procs.children if c.name == "validator")
             alive = validator.alive()

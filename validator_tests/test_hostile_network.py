@@ -13,7 +13,6 @@ epoch), the attackers nothing.
 
 from __future__ import annotations
 
-import time
 
 import bittensor as bt
 import pytest
@@ -21,7 +20,7 @@ import torch
 
 from harness.devnet import running_devnet
 from harness.hostile_http import HostileServer
-from harness.network import start_network
+from harness.network import start_network, wait_for_weights_in_effect
 from subnet.chain import make_subtensor
 from subnet.node.chain import ChainView
 from subnet.protocol.windows import WindowParams
@@ -54,7 +53,7 @@ def test_crashing_location_and_trickling_store_do_not_stop_the_validator(tmp_pat
                          lambda: len(net.events("validator", "window_scored")) >= WINDOWS, timeout=420)
             net.wait_for("weights on chain", lambda: any(e["success"] for e in net.events("validator", "weights_set")),
                          timeout=120)
-            time.sleep(12)  # one Yuma epoch (tempo 20 blocks at 0.5 s) on the latest weights
+            wait_for_weights_in_effect(net, tempo_blocks=20, block_s=0.5)  # revealed, then one Yuma epoch
             mg = make_subtensor(devnet.network).subnets.metagraph(net.boot.netuid)
             assert not net.procs.dead(), [c.name for c in net.procs.dead()]
             assert slow.connections > 0, "the trickling store was never contacted: the attack did not run"

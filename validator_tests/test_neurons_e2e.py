@@ -10,13 +10,12 @@ set weights twice inside the rate limit.
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 import torch
 
 from harness.devnet import running_devnet
-from harness.network import read_json, start_network
+from harness.network import read_json, start_network, wait_for_weights_in_effect
 from subnet.chain import make_subtensor
 from subnet.model.presets import build_model
 from subnet.model.state import load_checkpoint
@@ -71,8 +70,8 @@ def test_network_trains_and_pays_honest_miners(tmp_path):
             assert abs(first_after["ratings"][uid]["sigma"] - 25 / 3) > 1e-6
             assert first_after["ratings"][uid]["sigma"] <= saved["sigma"] + 0.2
 
-            # let Yuma run an epoch on the latest weights (tempo 20 blocks = 10 s)
-            time.sleep(12)
+            # the latest weights revealed (commit-reveal is on, as on the chain), then a Yuma epoch on them
+            wait_for_weights_in_effect(net, tempo_blocks=20, block_s=0.5)
             sub = make_subtensor(devnet.network)
             mg = sub.subnets.metagraph(net.boot.netuid)
         finally:

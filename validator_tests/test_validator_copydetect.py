@@ -183,3 +183,24 @@ def test_disjoint_intervals_charge_the_later_and_overlaps_tie():
     never_absent = _sub(3, float("-inf"), 0.5)  # first poll already found bytes: its start is unknown
     v = judge_copies([_sub(1, 0.0, 0.2), never_absent])
     assert v.charged == {} and set(v.tied) == {1, 3}
+
+
+def test_a_tie_is_resolved_by_whose_assigned_pages_the_update_fits():
+    """Near-duplicates with overlapping sightings: the copy's update does not fit the copier's own pages."""
+    from subnet.validator.intake import Scored
+    from subnet.validator.loop import _resolve_ties
+
+    def scored(uid: int, assigned: float | None, control: float | None, score: float | None) -> Scored:
+        r = Scored(uid=uid, hotkey=f"hk{uid}", fragment=0, score=score, reason="ok" if score else "")
+        if assigned is not None:
+            r.detail.update(assigned_improvement=assigned, random_improvement=control)
+        r.artifact = object()  # type: ignore[assignment]
+        return r
+
+    original, copy = scored(1, 0.05, 0.01, 0.02), scored(2, 0.012, 0.011, 0.02)
+    _resolve_ties([original, copy], {1: 2, 2: 1})
+    assert original.score == 0.02 and original.artifact is not None
+    assert copy.score == 0.0 and copy.artifact is None and copy.reason.startswith("copy tie uid 1")
+    a, b = scored(3, None, None, None), scored(4, None, None, None)  # neither evaluated: nothing tells them apart
+    _resolve_ties([a, b], {3: 4, 4: 3})
+    assert a.score == b.score == 0.0

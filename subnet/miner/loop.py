@@ -37,7 +37,7 @@ from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
 from subnet.node.peerstores import PeerStores
-from subnet.node.runtime import NodeRuntime
+from subnet.node.runtime import Deregistered, NodeRuntime
 from subnet.protocol.assignment import Assignment, assign_all
 from subnet.protocol.keys import artifact_key
 from subnet.protocol.registration import takes_part
@@ -94,6 +94,11 @@ class Miner:
                             f" - {res.reason}" if res.reason else "")
             except ChainError as exc:
                 logger.error("chain unavailable: {}; retrying in 5s", exc)
+                time.sleep(5)
+            except Deregistered:
+                raise  # the operator's call: entry.py exits 3 with the message
+            except Exception:  # a store outage or our own bug must not end a miner that runs for weeks
+                logger.exception("window failed; retrying in 5s")
                 time.sleep(5)
 
     # -- one window ----------------------------------------------------------------------------

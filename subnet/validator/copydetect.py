@@ -25,11 +25,12 @@ in an interval, after its store last said "absent" (``seen_after``) and before
 the validator had its bytes in hand (``first_seen``, the validator's clock,
 never the store's). A pair is ordered only when the intervals are disjoint
 (a's bytes were in hand before b's store said it had none): then the later is
-charged. Overlapping intervals are a *tie*: both score zero that window, and
-neither is slashed. Why this cannot frame an honest miner: a copier gets the
-victim's bytes only after the victim uploaded, which is after the victim's
-store last said "absent", so the copier's bytes can never be in hand before
-that; and a copier gains nothing from a tie.
+charged. Overlapping intervals are a *tie*, returned as such: the validator
+evaluates both and keeps the one whose update fits its own assigned pages
+(validator/loop.py `_resolve_ties`; the other scores zero, unslashed). Why
+timing cannot frame an honest miner: a copier gets the victim's bytes only
+after the victim uploaded, which is after the victim's store last said
+"absent", so the copier's bytes can never be in hand before that.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import subnet
 from subnet.codec.sparseloco import EncodedUpdate, decode, decode_sparse
 from subnet.chain import make_subtensor
 from subnet.codec.wire import expected_max_bytes, read_artifact
-from subnet.errors import ChainError
+from subnet.errors import ChainError, ConfigError
 from subnet.model.fragments import trainable_parameters
 from subnet.node.chain import ChainView, Peer, lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
@@ -66,6 +66,10 @@ from subnet.validator.watch import BlockClock, UploadWatcher, WatchBudget, Watch
 
 CONTROL_UID = 1 << 16  # not a real uid: the window's shared control pages
 RECHECK_BUDGET_S = 2.0  # the scoring thread's whole wait for replaced-upload checks, per window
+# Fault injection for tests only (never set it on a real validator): seconds to sleep at the start of
+# scoring each window, after the window closed and before its pinned evidence is read, so uploads made
+# after the deadline are already in the miners' stores when scoring runs (validator_tests/test_real_weather.py).
+SCORING_DELAY_ENV = "TESSERA_TEST_SCORING_DELAY_S"
 
 
 class Validator:
@@ -97,6 +101,10 @@ class Validator:
         self._watch_assign: dict[int, dict] = {}  # the watcher thread's own assignment cache
         self._max_bytes = {f: min(rt.cfg.store.max_artifact_bytes, expected_max_bytes(rt.gm.shapes(f), rt.codec))
                            for f in range(len(rt.gm.fragments))}
+        self._scoring_delay_s = _fault_delay(os.environ.get(SCORING_DELAY_ENV))
+        if self._scoring_delay_s:
+            logger.warning("fault injection: {}={} delays scoring of every window by {:g} s (tests only)",
+                           SCORING_DELAY_ENV, os.environ[SCORING_DELAY_ENV], self._scoring_delay_s)
         logger.info("validator state: {} rounds played, last scored window {}, model version {}",
                     self.state.competition.round, self.state.last_scored_window, rt.gm.version)
 
@@ -202,6 +210,8 @@ class Validator:
         assignments = self._assignments(t, peers)  # peers registered after t started sit t out
         if seed_next is None or assignments is None:
             return
+        if self._scoring_delay_s:  # fault injection (tests): scoring runs late while uploads keep landing
+            time.sleep(self._scoring_delay_s)
         scfg = cfg.score
         rt.pages.prefetch(sorted({pg for a in assignments.values() for pg in a.pages}), "train")  # overlaps scoring
         heldout_b = page_batches(rt.pages, heldout_pages(seed_next, rt.assignment_params), "heldout",
@@ -217,8 +227,8 @@ class Validator:
 
         results = [self._take_in(t, p, assignments[p.uid].fragment, deadline) for p in competitors]
         self._recheck_rejected(t, results, {p.uid: p for p in competitors})
-        # copy detection over every verified upload, within each fragment: the later upload is charged,
-        # near-duplicates whose order the evidence cannot tell both score zero (unslashed)
+        # copy detection over every verified upload, within each fragment: the later upload is charged;
+        # near-duplicates whose order the evidence cannot tell are both evaluated, then _resolve_ties
         subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
                            seen_after=r.seen_after if r.seen_after is not None else float("-inf"),
                            commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
@@ -228,9 +238,7 @@ class Validator:
         for r in results:
             if r.uid in copies:
                 r.score, r.reason, r.artifact = 0.0, f"copy of uid {copies[r.uid]}", None
-            elif r.uid in verdict.tied:
-                r.score, r.artifact = 0.0, None
-                r.reason = f"copy tie uid {verdict.tied[r.uid]} (near-duplicates, order unknown: both zero, unslashed)"
+
         # after copy detection, so a sybil's upload still counts as the original a copier took
         shared = _shared_stores(competitors)
         for r in results:
@@ -244,6 +252,7 @@ class Validator:
                 except Exception as exc:  # a peer's update must not end the window for everyone else
                     logger.exception("uid {}: evaluation failed", r.uid)
                     r.score, r.reason, r.artifact = None, f"not scored: evaluation error {type(exc).__name__}", None
+        _resolve_ties(results, verdict.tied)
         floor = cfg.validator.min_score
         for r in results:
             if r.score is not None and 0 < r.score < floor:
@@ -284,7 +293,6 @@ class Validator:
     def _take_in(self, t: int, p: Peer, frag: int, deadline: int) -> Scored:
         """One peer's pinned window-`t` submission, verified (intake.take_in: every failure is an outcome)."""
         rt, cfg = self.rt, self.cfg
-        key = artifact_key(rt.netuid, t, p.hotkey, frag)
 
         def verify(data: bytes):  # noqa: ANN202 - Artifact
             return read_artifact(data, expected_hotkey=p.hotkey, max_bytes=self._max_bytes[frag],
@@ -451,6 +459,49 @@ class Validator:
     def _emit(self, event: str, **fields: Any) -> None:
         if self.events is not None:
             self.events.emit(event, **fields)
+
+
+def _fault_delay(raw: str | None) -> float:
+    """The `SCORING_DELAY_ENV` fault-injection delay in seconds (0 when unset)."""
+    if raw is None or raw.strip() == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{SCORING_DELAY_ENV}={raw!r} is not a number of seconds >= 0",
+                          remediation=f"unset {SCORING_DELAY_ENV}: it is a fault-injection knob for tests")
+    return value
+
+
+def _pow_margin(r: Scored) -> float:
+    """How much better an update fits its miner's own assigned pages than control pages (-inf: not evaluated)."""
+    a, c = r.detail.get("assigned_improvement"), r.detail.get("random_improvement")
+    return float(a) - float(c) if a is not None and c is not None and r.score is not None else float("-inf")
+
+
+def _resolve_ties(results: list[Scored], tied: dict[int, int]) -> None:
+    """Near-duplicates whose order the evidence cannot tell: the update is whoever's data it fits.
+
+    Both were evaluated on their own assigned pages. A copy carries the work of
+    the original on the original's pages, so it fits the copier's pages no
+    better than control pages; the one with the smaller proof-of-work margin
+    scores zero (unslashed: the judgement is statistical). A tie between two
+    equal margins (neither evaluated) zeroes both.
+    """
+    by_uid = {r.uid: r for r in results}
+    for uid, twin in tied.items():
+        r, other = by_uid.get(uid), by_uid.get(twin)
+        if r is None or other is None:
+            continue
+        mine, theirs = _pow_margin(r), _pow_margin(other)
+        if mine < theirs or mine == theirs:
+            r.score, r.artifact = 0.0, None
+            r.reason = (f"copy tie uid {twin} (near-duplicates, order unknown; the update fits uid {twin}'s "
+                        f"assigned pages better: zero, unslashed)" if mine < theirs else
+                        f"copy tie uid {twin} (near-duplicates, order unknown, no proof of work tells them apart: "
+                        f"zero, unslashed)")
 
 
 def _commit_block(peers: list[Peer], uid: int) -> int:

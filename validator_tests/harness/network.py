@@ -94,6 +94,30 @@ class Network:
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
 
 
+def wait_for_weights_in_effect(net: "Network", tempo_blocks: int, block_s: float, timeout: float = 120.0) -> int:
+    """Block the caller until the validator's latest weights are what the chain's incentive reflects.
+
+    With commit-reveal (the chain's default) a `weights_set` is only a commit:
+    wait for its `weights_revealed`, then one Yuma epoch (tempo) past the
+    reveal. Plaintext weights need just the epoch. Returns the block the
+    weights took effect at.
+    """
+    sets = [e for e in net.events("validator", "weights_set") if e.get("success")]
+    assert sets, "the validator never set weights successfully"
+    last = max(sets, key=lambda e: e["block"])
+    effective = last["block"]
+    if last.get("pending") or last.get("outcome") == "committed_pending":
+        def revealed() -> list[dict]:
+            return [e for e in net.events("validator", "weights_revealed")
+                    if e.get("outcome") == "revealed" and e["block"] >= last["block"]]
+
+        net.wait_for(f"the reveal of the commit at block {last['block']}", lambda: bool(revealed()), timeout=timeout)
+        effective = min(e["block"] for e in revealed())
+    net.wait_for("an epoch on the weights", lambda: net.devnet.head()["number"] >= effective + tempo_blocks + 2,
+                 timeout=tempo_blocks * block_s * 3 + 10)
+    return effective
+
+
 def start_network(devnet: DevnetHandle, root: Path, miners: int) -> Network:
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
