@@ -155,7 +155,7 @@ _G = torch.Generator().manual_seed(7)
 _ENC = Encoder({"w": (64, 64)}, CodecConfig(chunk=512, topk=32)).encode({"w": torch.randn(64, 64, generator=_G)})
 
 
-def _sub(uid: int, seen_after: float, first_seen: float) -> Submission:
+def _interval_sub(uid: int, seen_after: float, first_seen: float) -> Submission:
     return Submission(uid=uid, hotkey=f"hk{uid}", fragment=0, first_seen=first_seen, seen_after=seen_after,
                       commit_block=0, update=_ENC)
 
@@ -167,21 +167,21 @@ def test_an_honest_original_is_never_charged_whatever_the_copier_claims(upload, 
                                                                         copy_lag, copier_absent, copier_found_lag):
     """The victim's store said "absent" before its upload and we had its bytes after; the copier's bytes exist only
     after the upload (copy_lag), and its store may claim "absent" at any time it likes. The victim is never charged."""
-    victim = _sub(1, upload - victim_absent_lag, upload + victim_found_lag)
-    copier = _sub(2, min(copier_absent, upload + copy_lag), upload + copy_lag + copier_found_lag)
+    victim = _interval_sub(1, upload - victim_absent_lag, upload + victim_found_lag)
+    copier = _interval_sub(2, min(copier_absent, upload + copy_lag), upload + copy_lag + copier_found_lag)
     verdict = judge_copies([victim, copier])
     assert 1 not in verdict.charged
     assert 2 in verdict.charged or (verdict.tied.get(1) == 2 and verdict.tied.get(2) == 1)
 
 
 def test_disjoint_intervals_charge_the_later_and_overlaps_tie():
-    early, late = _sub(1, 0.0, 1.0), _sub(2, 2.0, 3.0)
+    early, late = _interval_sub(1, 0.0, 1.0), _interval_sub(2, 2.0, 3.0)
     assert judge_copies([late, early]).charged == {2: 1}
-    a, b = _sub(1, 0.0, 2.0), _sub(2, 1.0, 3.0)
+    a, b = _interval_sub(1, 0.0, 2.0), _interval_sub(2, 1.0, 3.0)
     v = judge_copies([a, b])
     assert v.charged == {} and v.tied == {1: 2, 2: 1}
-    never_absent = _sub(3, float("-inf"), 0.5)  # first poll already found bytes: its start is unknown
-    v = judge_copies([_sub(1, 0.0, 0.2), never_absent])
+    never_absent = _interval_sub(3, float("-inf"), 0.5)  # first poll already found bytes: its start is unknown
+    v = judge_copies([_interval_sub(1, 0.0, 0.2), never_absent])
     assert v.charged == {} and set(v.tied) == {1, 3}
 
 

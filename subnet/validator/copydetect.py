@@ -146,19 +146,24 @@ def support_overlap(dense_a: Mapping[str, torch.Tensor], dense_b: Mapping[str, t
     return overlap(support_of(dense_a), support_of(dense_b))
 
 
+def _prepare(subs: Sequence[Submission], threshold: float) -> tuple[list[Submission], dict[int, Support]]:
+    """Checked inputs: submissions in order and their supports (a uid twice is a caller bug: ConfigError)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
+    uids = [s.uid for s in subs]
+    if len(set(uids)) != len(uids):
+        raise ConfigError("copy detection: duplicate uid among submissions")
+    ordered = sorted(subs, key=Submission.order_key)
+    return ordered, {s.uid: support_of(s.update) for s in ordered}
+
+
 def find_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD) -> dict[int, int]:
     """Map each charged uid to the uid it copied (the earliest similar earlier submission).
 
     Pairs are compared only within a fragment. A uid appearing twice is a
     caller bug and raises ``ConfigError``.
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
-    uids = [s.uid for s in subs]
-    if len(set(uids)) != len(uids):
-        raise ConfigError("find_copies: duplicate uid among submissions")
-    ordered = sorted(subs, key=Submission.order_key)
-    supports = {s.uid: support_of(s.update) for s in ordered}
+    ordered, supports = _prepare(subs, threshold)
     charged: dict[int, int] = {}
     for j, later in enumerate(ordered):
         for earlier in ordered[:j]:
@@ -180,13 +185,7 @@ class CopyVerdict:
 
 def judge_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD) -> CopyVerdict:
     """Copies charged by disjoint sighting intervals; overlapping near-duplicates tied (module docstring)."""
-    if not 0.0 < threshold <= 1.0:
-        raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
-    uids = [s.uid for s in subs]
-    if len(set(uids)) != len(uids):
-        raise ConfigError("judge_copies: duplicate uid among submissions")
-    ordered = sorted(subs, key=Submission.order_key)
-    supports = {s.uid: support_of(s.update) for s in ordered}
+    ordered, supports = _prepare(subs, threshold)
     charged: dict[int, int] = {}
     tied: dict[int, int] = {}
     for j, later in enumerate(ordered):
