@@ -14,6 +14,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "devnet": ("subnet.devnet.cli", "run and manage the local subtensor-semantics devnet"),
     "data": ("subnet.data.cli", "fetch, verify and tokenize the embedded corpus"),
     "demo": ("subnet.demo", "devnet + validator + miners with a live scoreboard"),
+    "status": ("subnet.telemetry.status_cli", "a node's state: windows, model, weights, peers, store, chain"),
+    "export": ("subnet.model.export_cli", "write the node's global model as a Hugging Face model folder"),
 }
 
 

@@ -94,6 +94,7 @@ class Miner:
                             f" - {res.reason}" if res.reason else "")
             except ChainError as exc:
                 logger.error("chain unavailable: {}; retrying in 5s", exc)
+                self._emit("chain_error", kind=type(exc).__name__, error=str(exc)[:300])
                 time.sleep(5)
             except Deregistered:
                 raise  # the operator's call: entry.py exits 3 with the message
@@ -184,7 +185,8 @@ class Miner:
         self.state.update_encoder_state(enc.state_dict())
         logger.debug("encoded fragment {} in {:.3f}s -> {} bytes", fragment.index, time.perf_counter() - t0, len(data))
         losses = stats.losses
-        return data, {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
+        return data, {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                      "tokens": stats.tokens, "train_seconds": stats.seconds}
 
     def _train(self, fragment: Fragment, pages: tuple[int, ...]):
         rt = self.rt

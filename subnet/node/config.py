@@ -23,6 +23,7 @@ from subnet.config import (
     WalletConfig,
 )
 from subnet.errors import ConfigError
+from subnet.telemetry.config import MetricsConfig, WandbConfig
 from subnet.validator.competition import CompetitionConfig
 from subnet.validator.scoring import ScoreConfig
 
@@ -135,6 +136,9 @@ class MinerNeuronConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataFlags = field(default_factory=DataFlags)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """Prometheus /metrics endpoint (off unless --metrics.port), fed by the event log."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     """Consensus settings of the outer step: a miner refuses lead manifests that break them."""
     miner: MinerOptions = field(default_factory=MinerOptions)
@@ -157,6 +161,9 @@ class ValidatorNeuronConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataFlags = field(default_factory=DataFlags)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """Prometheus /metrics endpoint (off unless --metrics.port), fed by the event log."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     score: ScoreConfig = field(default_factory=lambda: NETWORK_SCORE)
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)

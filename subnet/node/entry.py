@@ -15,6 +15,20 @@ def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> in
     flags, 3 when its hotkey was deregistered while it ran."""
     cfg: Any = parse_config(config_cls, argv, prog=f"neurons/{role}.py")
     setup_logging(cfg.logging, role)
+    from subnet.telemetry.observe import start_observability
+
+    try:
+        cfg, obs = start_observability(cfg, role)  # --metrics.port / --wandb.project, fed by the event log
+    except SubnetError as exc:
+        logger.error("cannot start the {}: {}", role, exc)
+        return 1
+    try:
+        return _build_and_run(cfg, role, obs)
+    finally:
+        obs.close()
+
+
+def _build_and_run(cfg: Any, role: str, obs: Any) -> int:
     from subnet.node.runtime import NodeRuntime
 
     if role == "miner":
@@ -26,6 +40,7 @@ def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> in
     except SubnetError as exc:
         logger.error("cannot start the {}: {}", role, exc)
         return 1
+    obs.attach(getattr(node, "events", None))  # the metrics / W&B see what the event log gets
     try:
         node.run()
     except KeyboardInterrupt:

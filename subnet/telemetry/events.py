@@ -14,6 +14,12 @@ Record schema, one JSON object per line::
      "uid": int|None, "hotkey": str|None, "event": str, ...fields}
 
 JSON turns integer dict keys into strings; :func:`uid_map` turns them back.
+
+Sinks: the metrics endpoint and W&B are fed from these same records, not from
+a second code path. After a line is written, each sink of the `EventLog`
+(given at construction or with :meth:`EventLog.add_sink`) is called with that
+line decoded back from JSON, i.e. exactly what a reader of the file gets. A
+sink that raises is logged and skipped; it never fails the write.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,9 @@ SUFFIX = ".jsonl"
 # A line larger than this is refused: PIPE_BUF-style atomicity is not the issue
 # for regular files, but a runaway payload (a whole tensor) is a bug upstream.
 MAX_LINE_BYTES = 4 * 1024 * 1024
+
+Sink = Callable[[Mapping[str, Any]], None]
+"""An observer of written records (e.g. `subnet.telemetry.metrics.MetricsSink`)."""
 
 
 class TelemetryError(SubnetError):
@@ -101,6 +110,7 @@ class EventLog:
         component: str | None = None,
         uid: int | None = None,
         hotkey: str | None = None,
+        sinks: Iterable[Sink] = (),
     ) -> None:
         if component is not None and component not in COMPONENTS:
             raise TelemetryError(f"unknown component {component!r}; expected one of {sorted(COMPONENTS)}")
@@ -111,6 +121,13 @@ class EventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
+        self.sinks: tuple[Sink, ...] = tuple(sinks)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Also feed `sink` every record written from now on (the neuron's metrics, W&B)."""
+        with self._lock:
+            if sink not in self.sinks:
+                self.sinks = (*self.sinks, sink)
 
     def emit(self, event: str, /, **fields: Any) -> dict[str, Any]:
         """Write one event and return the record written."""
@@ -142,6 +159,7 @@ class EventLog:
             written = os.write(self._fd, data)
         if written != len(data):  # disk full: the reader will skip the torn line
             raise TelemetryError(f"short write to {self.path}: {written}/{len(data)} bytes")
+        _notify(self.sinks, data)
 
     def close(self) -> None:
         with self._lock:
@@ -160,6 +178,19 @@ class EventLog:
             self.close()
         except Exception:
             pass
+
+
+def _notify(sinks: tuple[Sink, ...], data: bytes) -> None:
+    """Hand the line just written, decoded as a reader would, to the sinks; a failing sink is only logged."""
+    if not sinks:
+        return
+    record = json.loads(data)
+    for sink in sinks:
+        try:
+            sink(record)
+        except Exception as exc:  # noqa: BLE001 - observability must never stop a neuron
+            logger.warning("telemetry sink {!r} failed on {!r}: {}: {}", sink, record.get("event"),
+                           type(exc).__name__, exc)
 
 
 def log_path(directory: str | os.PathLike[str], component: str, name: str | int) -> Path:

@@ -134,6 +134,7 @@ class Validator:
                     raise  # the neuron exits (status 3) instead of validating under someone else's uid
                 except ChainError as exc:
                     logger.error("chain unavailable: {}; retrying in 5s", exc)
+                    self._emit("chain_error", kind=type(exc).__name__, error=str(exc)[:300])
                     time.sleep(5)
                 except Exception:  # our own bug: never let one window end the validator
                     logger.exception("window loop failed; retrying in 5s")
