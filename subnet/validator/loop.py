@@ -65,6 +65,7 @@ from subnet.validator.state import ValidatorState
 from subnet.validator.watch import BlockClock, UploadWatcher, WatchBudget, WatchTarget, WatchThread
 
 CONTROL_UID = 1 << 16  # not a real uid: the window's shared control pages
+REF_NORM_DECAY = 0.7  # weight of the old reference norm per window (honest norms drift as training goes on)
 RECHECK_BUDGET_S = 2.0  # the scoring thread's whole wait for replaced-upload checks, per window
 # Fault injection for tests only (never set it on a real validator): seconds to sleep at the start of
 # scoring each window, after the window closed and before its pinned evidence is read, so uploads made
@@ -258,6 +259,7 @@ class Validator:
         for r in results:
             if r.score is not None and 0 < r.score < floor:
                 r.score, r.reason = 0.0, f"below the noise floor ({r.score:.2e} < {floor:g})"
+        self._update_ref_norms(results)
         raw = {r.uid: r.score for r in results}
         norm = normalise_cohorts(raw, {r.uid: r.fragment for r in results}, cfg.validator.cohort_method)
         comp = play_round(self.state.competition, norm, [p.uid for p in competitors], cfg.competition,
@@ -341,27 +343,45 @@ class Validator:
                 mark_replaced(r, sighting.block)
 
     def _gate_norm_outliers(self, results: list[Scored]) -> None:
-        """Zero updates whose norm is far above their fragment cohort's (lower) median.
+        """Zero updates whose norm is far above what honest updates of their fragment measure.
 
         Aggregation clips every update to the median norm, so a scaled-up copy of
         an honest update would otherwise be scored at full size and out-earn the
-        honest miners for damage it could not do. Honest updates of one window
-        have similar norms (same H, lr and data volume).
+        honest miners for damage it could not do. The yardstick is the fragment's
+        reference norm (`ref_norms`: an EMA of the lower median of *positively
+        scored* updates of past windows), so nothing an upload that earns nothing
+        does (noise, zeros, tiny or newcomer updates) can move it: another
+        miner's small update never zeroes an honest one. Only before a fragment
+        has a reference (its first scored windows) does the gate fall back to the
+        cohort's lower median of this window.
         """
         limit = self.cfg.validator.norm_outlier
         by_frag: dict[int, list[Scored]] = {}
         for r in results:
             if r.artifact is not None:
                 by_frag.setdefault(r.fragment, []).append(r)
-        for cohort in by_frag.values():
-            if len(cohort) < 2:
-                continue
-            median = statistics.median_low([r.detail["norm"] for r in cohort])
+        for frag, cohort in by_frag.items():
+            ref = self.state.ref_norms.get(frag)
+            if ref is None:
+                if len(cohort) < 2:
+                    continue
+                ref = statistics.median_low([r.detail["norm"] for r in cohort])
             for r in cohort:
-                if median > 0 and r.detail["norm"] > limit * median:
+                if ref > 0 and r.detail["norm"] > limit * ref:
                     r.score = 0.0
-                    r.reason = f"norm outlier ({r.detail['norm'] / median:.1f}x the cohort median)"
+                    r.reason = f"norm outlier ({r.detail['norm'] / ref:.1f}x the fragment's reference norm)"
                     r.artifact = None
+
+    def _update_ref_norms(self, results: list[Scored]) -> None:
+        """Move each fragment's reference norm towards this window's positively scored updates."""
+        by_frag: dict[int, list[float]] = {}
+        for r in results:
+            if r.score is not None and r.score > 0 and "norm" in r.detail:
+                by_frag.setdefault(r.fragment, []).append(float(r.detail["norm"]))
+        for frag, norms in by_frag.items():
+            now = statistics.median_low(norms)
+            old = self.state.ref_norms.get(frag)
+            self.state.ref_norms[frag] = now if old is None else REF_NORM_DECAY * old + (1 - REF_NORM_DECAY) * now
 
     def _evaluate(self, r: Scored, assignment, heldout_b, random_b, baseline) -> None:
         """Loss before/after on assigned, held-out and control pages (decoded transiently)."""

@@ -35,6 +35,9 @@ class ValidatorState:
     identity: dict[str, Any] = field(default_factory=dict)
     # A timelocked weights commit waiting for its reveal (weights_loop.PendingCommit.to_dict()), or None.
     pending_commit: dict[str, Any] | None = None
+    # fragment -> reference update norm (EMA of the lower median of positively scored updates): the norm gate's
+    # yardstick, which uploads that score nothing (noise, zeros, tiny updates) cannot move
+    ref_norms: dict[int, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -46,6 +49,7 @@ class ValidatorState:
             "seen": {str(w): v for w, v in self.seen.items()},
             "identity": self.identity,
             "pending_commit": self.pending_commit,
+            "ref_norms": {str(f): v for f, v in self.ref_norms.items()},
         }, sort_keys=True)
 
     @classmethod
@@ -62,6 +66,8 @@ class ValidatorState:
                 seen={int(w): {str(h): [float(x) for x in v] for h, v in d.items()} for w, d in raw["seen"].items()},
                 identity=dict(raw.get("identity") or {}),
                 pending_commit=_pending(raw.get("pending_commit")),
+                ref_norms={int(f): float(v) for f, v in (raw.get("ref_norms") or {}).items()
+                           if float(v) > 0 and float(v) < float("inf")},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",
