@@ -105,9 +105,9 @@ class RunResult:
 
 
 def _label_argv(label: str) -> tuple[str, list[str]]:
-    """'scaled:1000' -> ('scaled', ['--miner.poison_scale', '1000'])."""
+    """'scaled:1000' -> ('scaled', ['--adversary.poison_scale', '1000'])."""
     name, _, arg = label.partition(":")
-    return name, (["--miner.poison_scale", arg] if name == "scaled" and arg else [])
+    return name, (["--adversary.poison_scale", arg] if name == "scaled" and arg else [])
 
 
 def heldout_loss(state: dict[str, torch.Tensor], pages: Any, n_pages: int = 64) -> float:

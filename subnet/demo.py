@@ -343,10 +343,15 @@ def neuron_argv(
     behaviour: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of one neuron (flags as in neurons/*.py)."""
+    """The command line of one neuron (flags as in neurons/*.py).
+
+    A miner with a `behaviour` other than honest runs neurons/adversary_miner.py (the
+    production neurons/miner.py has no attack code or flags).
+    """
     tag = who.name  # wallet names are unique per bootstrap (validator, miner-0, ...)
+    adversary = role == "miner" and behaviour not in (None, "honest")
     argv = [
-        python, str(REPO_ROOT / "neurons" / f"{role}.py"),
+        python, str(REPO_ROOT / "neurons" / ("adversary_miner.py" if adversary else f"{role}.py")),
         "--netuid", str(boot.netuid),
         "--wallet.name", who.name,
         "--wallet.hotkey", who.hotkey,
@@ -357,8 +362,8 @@ def neuron_argv(
         "--telemetry.dir", str(run_dir / "events"),
         "--model.preset", preset,
     ]
-    if behaviour is not None:
-        argv += ["--miner.behaviour", behaviour]
+    if adversary:
+        argv += ["--adversary.behaviour", str(behaviour)]
     if debug:
         argv.append("--logging.debug")
     return argv + list(DEVNET_FLAGS[role]) + list(extra)

@@ -15,7 +15,7 @@ and its on-chain incentive after a Yuma epoch are 0 (quality attacks:
 strictly below every honest miner's, which must be > 0); it is never
 selected into a manifest (a scaled-up update is a norm outlier in its
 fragment cohort); broken files carry their expected rejection reason
-(subnet.miner.behaviours.EXPECTED_OUTCOME) in enough windows to show the
+(subnet.adversary.behaviours.EXPECTED_OUTCOME) in enough windows to show the
 attack really ran. Sybils (two hotkeys of one operator sharing a store): the
 second is charged every window ("shares a store"), so at most one is paid.
 """
@@ -30,7 +30,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from adversaries import GROUPS, RunResult, run_network  # noqa: E402
-from subnet.miner.behaviours import EXPECTED_OUTCOME, PICKLE_MARKER  # noqa: E402
+from subnet.adversary.behaviours import EXPECTED_OUTCOME, PICKLE_MARKER  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """Each broken-file adversary's bytes are refused by `read_artifact` with the expected typed error.
 
 Fast and in-process: the files come from the real behaviour code
-(subnet.miner.behaviours) with a real tiny global model and a real sr25519
+(subnet.adversary.behaviours) with a real tiny global model and a real sr25519
 hotkey, and are read back with the validator's own checks (the same
 keyword arguments the validator loop pins). The network runs that check the
 same outcomes end to end are in test_adversaries.py.
@@ -31,8 +31,8 @@ from subnet.codec.errors import (
 )
 from subnet.codec.sparseloco import Encoder
 from subnet.codec.wire import ArtifactHeader, read_artifact, write_artifact
-from subnet.miner import behaviours as B
-from subnet.node.config import MinerNeuronConfig
+from subnet.adversary import behaviours as B
+from subnet.adversary.config import AdversaryNeuronConfig
 from subnet.node.globalmodel import build_global_model
 from subnet.validator.copydetect import Submission, find_copies
 
@@ -54,7 +54,7 @@ class _Rt:
 
     gm: object
     codec: object
-    cfg: MinerNeuronConfig
+    cfg: AdversaryNeuronConfig
     uid: int
     wallet: _Wallet
     state_dir: Path
@@ -73,7 +73,7 @@ def gm():
 
 @pytest.fixture
 def rt(gm, tmp_path):
-    cfg = MinerNeuronConfig()
+    cfg = AdversaryNeuronConfig()
     return _Rt(gm=gm, codec=cfg.codec, cfg=cfg, uid=UID, wallet=_Wallet(KP), state_dir=tmp_path)
 
 
@@ -176,6 +176,6 @@ def test_noisy_copy_is_caught_by_copy_detection(rt) -> None:
 def test_behaviour_names_match_the_config_literal() -> None:
     from typing import get_args
 
-    from subnet.node.config import Behaviour
+    from subnet.adversary.config import Behaviour
 
     assert set(get_args(Behaviour)) == set(B.BEHAVIOURS)

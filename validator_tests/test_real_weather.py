@@ -29,7 +29,7 @@ root calls through Sudo) departs from a real subnet. While the network runs:
 4. scoring is slowed by the test-only fault-injection knob
    `TESSERA_TEST_SCORING_DELAY_S` (subnet/validator/loop.py: the validator
    sleeps that long after each window closes, before reading its pinned
-   upload evidence), and a `--miner.behaviour late` miner uploads an honest
+   upload evidence), and a `--adversary.behaviour late` adversary miner uploads an honest
    artifact only after each window's deadline: none of its uploads is ever
    credited.
 
@@ -192,7 +192,7 @@ def test_real_weather(tmp_path):
             newcomer_w = ensure_wallet("newcomer", wallets)
             new_uid, new_reg_block = _register(devnet.url, netuid, newcomer_w)
             new_reg_window = _window_of(net, new_reg_block)
-            net.procs.start("newcomer-honest", net.argv("miner", "newcomer", ["--miner.behaviour", "honest"]))
+            net.procs.start("newcomer-honest", net.argv("miner", "newcomer"))
 
             # -- 3. weights land through commit-reveal ----------------------------------------------------
             def revealed() -> list[dict]:
@@ -225,7 +225,7 @@ def test_real_weather(tmp_path):
             repl_window = _window_of(net, repl_block)
             assert repl_uid == late.uid, f"the registration replaced uid {repl_uid}, not the late miner's {late.uid}"
             assert int(sub.query(bt.storage.SubtensorModule.SubnetworkN, [netuid])) == n_now
-            net.procs.start("replacement-honest", net.argv("miner", "replacement", ["--miner.behaviour", "honest"]))
+            net.procs.start("replacement-honest", net.argv("miner", "replacement"))
 
             deadline = time.monotonic() + 90
             while late_child.alive() and time.monotonic() < deadline:

@@ -11,8 +11,8 @@ Per window `w` (see DESIGN.md, Protocol):
 
 State (EF buffers, AdamW moments, counters, the local model copy) is saved
 atomically after every upload, so a restart resumes without uploading twice.
-Adversarial behaviours (`--miner.behaviour`) exist for tests and the demo;
-they go through the same upload path so the validator sees real files.
+This is the honest miner only: the adversaries of tests, benches and the demo
+(subnet.adversary, neurons/adversary_miner.py) subclass it and override `_produce`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from subnet.codec.sparseloco import Encoder
 from subnet.codec.wire import ArtifactHeader, write_artifact
 from subnet.data.pages import TokenPages
 from subnet.errors import ChainError
-from subnet.miner import behaviours
 from subnet.miner.state import MinerState
 from subnet.miner.train import inner_train
 from subnet.model.fragments import Fragment, fragment_shapes
@@ -58,10 +57,12 @@ class WindowResult:
 class Miner:
     """A Tessera miner bound to one hotkey on one netuid."""
 
+    behaviour: str = "honest"
+    """Tag of the `uploaded` event (telemetry); subnet.adversary's miner sets its attack's name."""
+
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
         self.cfg = rt.cfg
-        self.behaviour = rt.cfg.miner.behaviour
         self.store = open_store(rt.cfg.store.location)
         self.peer_stores = PeerStores.from_config(rt.cfg.store, allow_local=rt.allow_local_stores)
         self.state = MinerState.load(rt.state_dir, identity=rt.identity)
@@ -134,7 +135,7 @@ class Miner:
         if data is None:
             self._mark_done(w)
             return WindowResult(w, mine.fragment, 0, False, info.get("reason", "nothing to upload"))
-        if rt.chain.block() >= window_end(w, rt.window_params) and self.behaviour != "late":
+        if self._too_late(w):
             self._mark_done(w)
             self._emit("late", window=w, fragment=mine.fragment)
             return WindowResult(w, mine.fragment, len(data), False, "missed the window deadline")
@@ -145,36 +146,18 @@ class Miner:
                    behaviour=self.behaviour, **{k: v for k, v in info.items() if k != "reason"})
         return WindowResult(w, mine.fragment, len(data), True)
 
+    def _too_late(self, w: int) -> bool:
+        """Past window `w`'s deadline: a late upload would only be recorded as late, so skip it."""
+        return self.rt.chain.block() >= window_end(w, self.rt.window_params)
+
     def _produce(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader,
                  peers: list, assignments: dict[int, Assignment]) -> tuple[bytes | None, dict]:
-        """The artifact bytes this miner uploads for window `w` (behaviour-dependent)."""
-        b = self.behaviour
-        if b == "copier":
-            return behaviours.copy_peer(self.rt, w, mine, peers, assignments, header, lambda: self._stop)
-        if b == "copier_noisy":
-            return behaviours.copy_peer_noisy(self.rt, w, mine, peers, assignments, header, lambda: self._stop)
-        if b == "sybil":
-            return behaviours.sybil_update(self.rt, w, mine, fragment, header, peers, assignments)
-        if b == "replay":
-            return behaviours.replay(self.rt, w, mine, header, peers)
-        if b == "steal_key":
-            return None, behaviours.steal_key(self.rt, self.store, w, fragment, header, peers, assignments)
-        if b in behaviours.BROKEN:
-            return behaviours.broken_artifact(
-                b, self.rt, w, fragment, header, lambda: self._encoder(fragment).encode(self._train(fragment, mine.pages)[0]),
-                peers), {}
-        if b == "late":
-            # an honest artifact, uploaded only after the window closed
-            data, info = self._honest(w, mine, fragment, header)
-            self.rt.wait_until_block(window_end(w, self.rt.window_params) + 1, lambda: self._stop)
-            return data, info
-        if b in ("honest",):
-            return self._honest(w, mine, fragment, header)
-        pg = behaviours.fake_pseudo_grad(b, self.rt, fragment, mine, w,
-                                         lambda pages: self._train(fragment, pages)[0])
-        enc = self._encoder(fragment)
-        encoded = enc.encode(pg)
-        return write_artifact(encoded, header, self.rt.wallet.hotkey), {"loss_first": None, "loss_last": None}
+        """The artifact bytes this miner uploads for window `w`, or (None, {"reason": ...}).
+
+        The one hook subclasses override (subnet.adversary); `peers` and `assignments` are
+        unused by the honest miner but passed so an override sees the whole window.
+        """
+        return self._honest(w, mine, fragment, header)
 
     def _honest(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader) -> tuple[bytes, dict]:
         pg, stats = self._train(fragment, mine.pages)

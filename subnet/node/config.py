@@ -1,7 +1,7 @@
 """The two neuron configs, composed from each component's own config dataclass.
 
 Flags and environment variables are derived by `subnet.config` (e.g.
-`--miner.behaviour` <- `TESSERA_MINER_BEHAVIOUR`). Everything under `model`,
+`--train.inner_steps` <- `TESSERA_TRAIN_INNER_STEPS`). Everything under `model`,
 `protocol`, `codec`, `score` and `sync` must agree across the network: those
 are the subnet's hyperparameters, not per-node tuning.
 """
@@ -26,11 +26,6 @@ from subnet.errors import ConfigError
 from subnet.telemetry.config import MetricsConfig, WandbConfig
 from subnet.validator.competition import CompetitionConfig
 from subnet.validator.scoring import ScoreConfig
-
-Behaviour = Literal["honest", "noise", "zero", "wrong_pages", "scaled", "sign_flip", "copier", "late", "copier_noisy",
-                    "sybil", "nan", "truncated", "oversized", "wrong_shape", "bad_index", "pickle", "lying_header",
-                    "impersonate", "steal_key", "replay"]
-
 
 # Scoring as the network runs it: two batches per set (16 pages), and a proof-of-work
 # margin measured in live devnet runs, where one-window-stale honest updates showed
@@ -64,16 +59,6 @@ class DataFlags:
     """Memory bound of the in-process shard cache, in MiB."""
     fetch_workers: int = 8
     """Shard downloads in flight at once (prefetch and on demand)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class MinerOptions:
-    """Miner behaviour. Anything but `honest` is an adversary for tests and the demo."""
-
-    behaviour: Behaviour = "honest"
-    """honest, or an adversary for tests and the demo (see subnet/miner/behaviours.py for each)."""
-    poison_scale: float = 100.0
-    """Multiplier of the `scaled` (poisoning) behaviour."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +126,6 @@ class MinerNeuronConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     """Consensus settings of the outer step: a miner refuses lead manifests that break them."""
-    miner: MinerOptions = field(default_factory=MinerOptions)
 
 
 @dataclass(frozen=True, kw_only=True)

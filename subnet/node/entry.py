@@ -1,7 +1,8 @@
-"""The one entry-point body both neurons share: parse flags, set up logs, build, run, close."""
+"""The one entry-point body every neuron shares: parse flags, set up logs, build, run, close."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -10,10 +11,15 @@ from subnet.config import parse_config, setup_logging
 from subnet.errors import SubnetError
 
 
-def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> int:
+def run_neuron(config_cls: type, role: str, argv: list[str] | None = None, *,
+               loop: Callable[[], type] | None = None, prog: str | None = None) -> int:
     """Exit status: 0 after a clean stop, 1 when the neuron cannot start or run (message says why), 2 on bad
-    flags, 3 when its hotkey was deregistered while it ran."""
-    cfg: Any = parse_config(config_cls, argv, prog=f"neurons/{role}.py")
+    flags, 3 when its hotkey was deregistered while it ran.
+
+    `loop` returns the loop class (imported late, after the flags parse); default: the role's
+    production loop. neurons/adversary_miner.py passes its own so neurons/miner.py never imports it.
+    """
+    cfg: Any = parse_config(config_cls, argv, prog=prog or f"neurons/{role}.py")
     setup_logging(cfg.logging, role)
     from subnet.telemetry.observe import start_observability
 
@@ -23,15 +29,17 @@ def run_neuron(config_cls: type, role: str, argv: list[str] | None = None) -> in
         logger.error("cannot start the {}: {}", role, exc)
         return 1
     try:
-        return _build_and_run(cfg, role, obs)
+        return _build_and_run(cfg, role, obs, loop)
     finally:
         obs.close()
 
 
-def _build_and_run(cfg: Any, role: str, obs: Any) -> int:
+def _build_and_run(cfg: Any, role: str, obs: Any, loop: Callable[[], type] | None) -> int:
     from subnet.node.runtime import NodeRuntime
 
-    if role == "miner":
+    if loop is not None:
+        Loop = loop()
+    elif role == "miner":
         from subnet.miner.loop import Miner as Loop
     else:
         from subnet.validator.loop import Validator as Loop

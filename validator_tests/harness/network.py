@@ -50,6 +50,7 @@ class Network:
         return self.root / "store" / name
 
     def argv(self, role: str, wallet: str, extra: Sequence[str] = ()) -> list[str]:
+        """`role` names the entry point: validator, miner, or adversary_miner (tests only)."""
         argv = [sys.executable, str(REPO_ROOT / "neurons" / f"{role}.py"),
                 "--netuid", str(self.boot.netuid), "--wallet.name", wallet, "--wallet.path", str(self.boot.wallet_path),
                 "--subtensor.network", self.devnet.network, "--store.location", str(self.store_dir(wallet)),
@@ -58,9 +59,11 @@ class Network:
         if role == "validator":
             argv += ["--competition.owner_uid", str(self.boot.owner.uid)]
         for k, v in self.flags.items():
-            if role == "miner" and k.startswith(("--validator.", "--competition.", "--score.")):
+            if role != "validator" and k.startswith(("--validator.", "--competition.", "--score.")):
                 continue
-            if role == "validator" and k.startswith(("--train.", "--miner.")):
+            if role == "validator" and k.startswith(("--train.", "--adversary.")):
+                continue
+            if role == "miner" and k.startswith("--adversary."):
                 continue
             argv += [k, v]
         return argv + list(extra)
@@ -69,9 +72,12 @@ class Network:
         return self.procs.start(name, self.argv("validator", self.boot.validator.wallet))
 
     def start_miner(self, index: int, behaviour: str = "honest", extra: Sequence[str] = ()) -> Child:
+        """honest: the production neurons/miner.py; anything else: neurons/adversary_miner.py."""
         m = self.boot.miners[index]
-        return self.procs.start(f"miner{index}-{behaviour}",
-                                self.argv("miner", m.wallet, ["--miner.behaviour", behaviour, *extra]))
+        if behaviour == "honest":
+            return self.procs.start(f"miner{index}-honest", self.argv("miner", m.wallet, extra))
+        return self.procs.start(f"miner{index}-{behaviour}", self.argv(
+            "adversary_miner", m.wallet, ["--adversary.behaviour", behaviour, *extra]))
 
     def events(self, component: str | None = None, event: str | None = None) -> list[dict]:
         from subnet.telemetry.events import read_events

@@ -1,4 +1,5 @@
-"""Adversarial miner behaviours, selectable with `--miner.behaviour` (tests, benches and the demo only).
+"""Adversarial miner behaviours, selectable with `--adversary.behaviour` of neurons/adversary_miner.py
+(tests, benches and the demo only; the production miner never imports this module).
 
 Each produces a real, signed (or deliberately mis-signed) file through the
 same codec and store path as an honest miner, so the validator is tested
@@ -11,7 +12,7 @@ Quality attacks (a well-formed file with a bad update):
 - noise:  random values with the norm of a plausible update (a lazy miner)
 - zero:   an all-zero update
 - wrong_pages: honest training, but on pages other than the assignment
-- scaled: an honest update multiplied by --miner.poison_scale (poison; 10..1000)
+- scaled: an honest update multiplied by --adversary.poison_scale (poison; 10..1000)
 - sign_flip: an honest update with its sign flipped
 
 Free-riders:
@@ -122,7 +123,7 @@ def fake_pseudo_grad(behaviour: str, rt: Any, fragment: Fragment, mine: Assignme
         return train(other)
     if behaviour in ("scaled", "sign_flip"):
         pg = train(mine.pages)
-        factor = -1.0 if behaviour == "sign_flip" else float(rt.cfg.miner.poison_scale)
+        factor = -1.0 if behaviour == "sign_flip" else float(rt.cfg.adversary.poison_scale)
         return {n: t * factor for n, t in pg.items()}
     raise ValueError(f"unknown miner behaviour {behaviour!r}; expected one of {BEHAVIOURS}")
 
