@@ -229,3 +229,28 @@ def test_state_without_pending_commit_still_loads():
     legacy = ValidatorState().to_json().replace(', "pending_commit": null', "")
     assert "pending_commit" not in legacy
     assert ValidatorState.from_json(legacy).pending_commit is None
+
+
+def test_a_reveal_landing_between_the_rules_read_and_the_commit_read_is_not_called_failed():
+    """Seen in CI under a CPU hog: the rules (LastUpdate) were read, then the reveal's block landed, then the
+    commit list was read (commit gone). The setter must read LastUpdate again before reporting REVEAL_FAILED."""
+    rules = WeightRules(netuid=1, n=6, min_allowed=1, rate_limit=2, commit_reveal=True, tempo=10, self_uid=1,
+                        block=50)
+    chain, state, saves = FakeChain(rules, "hk"), ValidatorState(), []
+    _setter(chain, state, saves).step({2: 1.0})
+    stale = replace(chain.rules, block=60)  # what the cadence read first: LastUpdate still the commit block
+
+    class Racing(FakeChain):
+        calls = 0
+
+        def weight_rules(self, hotkey):
+            Racing.calls += 1
+            if Racing.calls == 1:
+                self.reveal(at=61)  # the reveal lands right after this read
+                return stale
+            return self.rules
+
+    racing = Racing(rules, "hk")
+    racing.__dict__.update(chain.__dict__)
+    reports = _setter(racing, state, saves).step({2: 1.0})
+    assert reports[0].outcome is WeightOutcome.REVEALED, reports

@@ -195,6 +195,10 @@ class WeightSetter:
             return WeightsReport(outcome=WeightOutcome.PENDING, block=rules.block, pending=pending,
                                  detail=f"commit at block {pending.commit_block} waits for drand round "
                                         f"{pending.reveal_round}")
+        if not listed and rules.last_update <= pending.commit_block:
+            # `rules` was read before the commit list: a reveal landing in between leaves it stale. Read again,
+            # now that the commit is known to be gone, before calling the reveal failed.
+            rules = self.chain.weight_rules(self.hotkey)
         revealed = not listed and rules.last_update > pending.commit_block
         if revealed and not pending.adopted and rules.self_uid is not None:
             revealed = row_matches(self.chain.weights_row(rules.self_uid), pending.uids, pending.values)
