@@ -297,3 +297,13 @@ def uid_map(mapping: Mapping[Any, Any] | None) -> dict[int, Any]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def as_number(x: Any) -> float | None:
+    """A record field as a float for metrics and W&B, None for missing, boolean or non-numeric values."""
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from subnet.telemetry.events import uid_map
+from subnet.telemetry.events import as_number as _num, uid_map
 from subnet.telemetry.outcomes import peer_outcome, store_error_kind
 
 PREFIX = "tessera_"
@@ -81,15 +81,6 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "store_errors_total": ("counter", "Store errors by store (own, peer) and kind", ("store", "kind")),
     **{suffix: ("gauge", f"GPU figure '{key}' as the neuron reported it", ("device",)) for key, suffix in GPU_FIELDS.items()},
 }
-
-
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 class _LastValue:

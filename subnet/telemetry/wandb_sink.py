@@ -18,17 +18,8 @@ from loguru import logger
 
 from subnet.errors import ConfigError
 from subnet.telemetry.config import WandbConfig
-from subnet.telemetry.events import uid_map
+from subnet.telemetry.events import as_number as _num, uid_map
 from subnet.telemetry.outcomes import peer_outcome
-
-
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 def wandb_row(record: Mapping[str, Any]) -> dict[str, float]:
