@@ -150,7 +150,7 @@ def test_kill_9_during_saves_never_leaves_a_partial_state(tmp_path: Path) -> Non
     rng = random.Random(1234)
     last_seen = 0
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    for round_ in range(6):
+    for _ in range(6):
         proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         try:

@@ -90,7 +90,7 @@ def test_training_reduces_loss_over_windows(pages: TokenPages) -> None:
     state: AdamState | None = None
     step = 0
     curve = [first]
-    for window in range(4):
+    for _ in range(4):
         pg, state, stats = inner_train(model, frag, batches(pages, idx, 4), _cfg(inner_steps=5, lr=5e-3),
                                        state, start_step=step)
         assert stats.start_step == step and stats.end_step == step + 5

@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from loguru import logger
 
 from subnet.codec.sparseloco import Encoder
 from subnet.codec.wire import ArtifactHeader, write_artifact
-from subnet.data.pages import TokenPages
-from subnet.errors import ChainError
+from subnet.device.consensus import DeviceReplica, host_apply
+from subnet.device.health import judge, log_health, read_health
+from subnet.device.memory import describe, memory_report, reset_peak
+from subnet.device.select import DeviceChoice, select_device
+from subnet.errors import ChainError, SubnetError
+from subnet.miner.distributed import DistributedTrainer, shard_batches
 from subnet.miner.state import MinerState
-from subnet.miner.train import inner_train
+from subnet.miner.train import inner_train, prepare_training
 from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
@@ -42,7 +44,10 @@ from subnet.protocol.keys import artifact_key
 from subnet.protocol.registration import takes_part
 from subnet.protocol.windows import window_end, window_start
 from subnet.storage.base import open_store
+from subnet.storage.s3 import S3Options
+from subnet.sync.retention import RetentionPolicy, prune_store
 from subnet.telemetry.events import EventLog
+from subnet.telemetry.gpu import gpu_figures
 
 
 @dataclass
@@ -63,7 +68,8 @@ class Miner:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
         self.cfg = rt.cfg
-        self.store = open_store(rt.cfg.store.location)
+        self.store = open_store(rt.cfg.store.location, S3Options.from_store_config(rt.cfg.store))
+        self._retention = RetentionPolicy.from_store_config(rt.cfg.store)
         self.peer_stores = PeerStores.from_config(rt.cfg.store, allow_local=rt.allow_local_stores)
         self.state = MinerState.load(rt.state_dir, identity=rt.identity)
         restore(rt.gm, rt.state_dir)
@@ -73,6 +79,14 @@ class Miner:
         self.events = EventLog(rt.events_path("miner")) if rt.events_dir else None
         self._stop = False
         self._encoders: dict[int, Encoder] = {}
+        # the device: training runs on a replica of the host fp32 global model (the model itself on CPU)
+        self.device: DeviceChoice = rt.device if rt.device is not None else select_device("cpu")
+        self.replica = DeviceReplica(rt.gm.model, self.device.device)
+        self.train_runtime = prepare_training(self.replica.model, self.device.device, self.device.autocast_dtype,
+                                              getattr(rt.cfg, "compute", None))
+        self.dist: DistributedTrainer | None = None
+        """Set under torchrun (subnet.miner.distributed): rank 0 trains each window with the worker ranks."""
+        logger.info("miner on {}: {}", self.device.label, describe(memory_report(self.device.device)))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -80,6 +94,13 @@ class Miner:
         self._stop = True
 
     def run(self, max_windows: int | None = None) -> None:
+        try:
+            self._run(max_windows)
+        finally:
+            if self.dist is not None:
+                self.dist.stop()  # the worker ranks exit with rank 0
+
+    def _run(self, max_windows: int | None) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         self.rt.ensure_commitment(self.store.location)
         done = 0
@@ -111,8 +132,10 @@ class Miner:
         lead = lead_validator(peers)
         lead_store = self.peer_stores.get(lead.location) if lead is not None else None
         if lead_store is not None:
-            if follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
-                           lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg.sync)).changed:
+            with host_apply(rt.gm.model):  # manifests land on the host fp32 copy, whatever the device
+                outcome = follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
+                                      lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg.sync))
+            if outcome.changed:
                 persist(rt.gm, rt.state_dir)
                 self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
         first = window_start(w, rt.window_params)
@@ -142,9 +165,19 @@ class Miner:
         key = artifact_key(rt.netuid, w, rt.hotkey, mine.fragment)
         self.store.put(key, data)
         self._mark_done(w)
+        self._prune_own_store(w)
         self._emit("uploaded", window=w, fragment=mine.fragment, bytes=len(data), base_version=rt.gm.version,
                    behaviour=self.behaviour, **{k: v for k, v in info.items() if k != "reason"})
         return WindowResult(w, mine.fragment, len(data), True)
+
+    def _prune_own_store(self, w: int) -> None:
+        """Retention (sync/retention.py): our artifacts older than the horizon go; a store error waits a window."""
+        if self._retention.windows == 0:
+            return
+        try:
+            prune_store(self.store, netuid=self.rt.netuid, now_window=w, policy=self._retention)
+        except SubnetError as exc:
+            logger.warning("retention: window {}: {}", w, exc)
 
     def _too_late(self, w: int) -> bool:
         """Past window `w`'s deadline: a late upload would only be recorded as late, so skip it."""
@@ -160,7 +193,7 @@ class Miner:
         return self._honest(w, mine, fragment, header)
 
     def _honest(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader) -> tuple[bytes, dict]:
-        pg, stats = self._train(fragment, mine.pages)
+        pg, stats = self._train(fragment, mine.pages, w)
         enc = self._encoder(fragment)
         t0 = time.perf_counter()
         encoded = enc.encode(pg)
@@ -169,13 +202,36 @@ class Miner:
         logger.debug("encoded fragment {} in {:.3f}s -> {} bytes", fragment.index, time.perf_counter() - t0, len(data))
         losses = stats.losses
         return data, {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-                      "tokens": stats.tokens, "train_seconds": stats.seconds}
+                      "tokens": stats.tokens, "train_seconds": stats.seconds, **self._device_figures()}
 
-    def _train(self, fragment: Fragment, pages: tuple[int, ...]):
+    def _device_figures(self) -> dict[str, Any]:
+        """Device, memory peaks and (CUDA) GPU health of the window just trained, for the `uploaded` event."""
+        dev = self.device.device
+        mem = memory_report(dev)
+        out: dict[str, Any] = {"device": str(dev), "host_peak_rss_bytes": mem.get("host_peak_rss_bytes")}
+        if dev.type == "cuda":
+            out["device_peak_bytes"] = mem.get("max_memory_allocated_bytes")
+            out["gpu"] = gpu_figures()
+            health = read_health(dev.index or 0)
+            check = judge(health, self.rt.cfg.compute, at_start=False)
+            log_health(health, check)
+            if hasattr(health, "as_event"):
+                out["gpu_health"] = health.as_event()
+            reset_peak(dev)
+        logger.debug("window memory: {}", describe(mem))
+        return {k: v for k, v in out.items() if v is not None}
+
+    def _train(self, fragment: Fragment, pages: tuple[int, ...], window: int = -1):
         rt = self.rt
         rt.pages.prefetch(pages, "train")  # shard store: downloads overlap the first inner steps
-        batches = _cycle_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
-        res = inner_train(rt.gm.model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step)
+        model = self.replica.refresh()  # the device copy starts from the host model's bytes
+        if self.dist is not None:
+            res = self.dist.train(model, fragment, rt.pages, pages, self.cfg.train, self.state.adam, window=window,
+                                  start_step=self.state.step)
+        else:
+            batches = shard_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
+            res = inner_train(model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step,
+                              runtime=self.train_runtime)
         self.state.adam = res.optimizer_state
         self.state.step = res.stats.end_step
         return res.pseudo_grad, res.stats
@@ -199,11 +255,3 @@ class Miner:
     def _emit(self, event: str, **fields: Any) -> None:
         if self.events is not None:
             self.events.emit(event, component="miner", uid=self.rt.uid, hotkey=self.rt.hotkey, **fields)
-
-
-def _cycle_batches(pages: TokenPages, indices: tuple[int, ...], batch_size: int, steps: int) -> Iterator[torch.Tensor]:
-    """`steps` batches of `batch_size` pages drawn round-robin from the assigned pages."""
-    idx = list(indices)
-    for s in range(steps):
-        sel = [idx[(s * batch_size + j) % len(idx)] for j in range(batch_size)]
-        yield pages.batch(sel, "train")

@@ -152,7 +152,8 @@ class MinerState:
         if not isinstance(scalars, dict) or scalars.get("schema") != SCHEMA:
             raise MinerStateError(f"miner state {path} has an unknown schema")
         if scalars.get("n_tensors") != len(tensors):
-            raise MinerStateError(f"miner state {path} holds {len(tensors)} tensors, header says {scalars.get('n_tensors')}")
+            raise MinerStateError(f"miner state {path} holds {len(tensors)} tensors, "
+                                  f"header says {scalars.get('n_tensors')}")
         ef: dict[str, torch.Tensor] = {}
         adam = AdamState()
         for key, t in tensors.items():
