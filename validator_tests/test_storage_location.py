@@ -283,3 +283,12 @@ def test_peer_stores_never_raise(text: str) -> None:
     for allow_local in (False, True):
         result = PeerStores(allow_local=allow_local).open(text)
         assert isinstance(result, StoreRefusal) or hasattr(result, "fetch")
+
+
+@pytest.mark.parametrize("text", ["\n", "s3://bucket-ok/prefix\n", "/tmp/store\n", "file:///tmp/store\n",
+                                  "s3://bucket-ok\n/p", "s3://bucket-ok/p?region=us-east-1\n"])
+def test_a_trailing_newline_is_refused(text: str) -> None:
+    """`$` matches before a final newline; the grammar anchors with `\\Z` (found by hypothesis)."""
+    for policy in ALL:
+        with pytest.raises(BadLocation):
+            parse_location(text, policy)

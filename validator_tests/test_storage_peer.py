@@ -274,7 +274,7 @@ def test_public_only_refuses_names_that_resolve_to_private_addresses() -> None:
     with HostileServer("record") as srv:
         for ips in (["127.0.0.1"], ["8.8.8.8", "127.0.0.1"], ["169.254.169.254"], ["10.1.2.3"], ["::1"]):
             r = _reader(f"https://peer.test:{srv.port}", policy=NETWORK, resolver=_fixed(*ips))
-            out, _ = _timed(lambda: r.fetch(KEY, 10))
+            out, _ = _timed(lambda: r.fetch(KEY, 10))  # noqa: B023 -- _timed calls it within this iteration
             assert isinstance(out, PeerRefused) and "non-public" in str(out), (ips, out)
         real = _reader(f"https://localhost:{srv.port}", policy=NETWORK)  # the system resolver: /etc/hosts
         assert isinstance(_timed(lambda: real.fetch(KEY, 10))[0], PeerRefused)
@@ -467,7 +467,8 @@ def test_peer_stores_refusals_and_cache(tmp_path: Path, monkeypatch: pytest.Monk
     assert stores.open("s3://bucket-ok?region=../../x") is refused  # decided once
     assert isinstance(stores.open(tmp_path.as_uri()), StoreRefusal)  # file:// off the devnet
     reader = stores.open("s3://bucket-ok/p?endpoint=https://s3.example.com")
-    assert not isinstance(reader, StoreRefusal) and stores.get("s3://bucket-ok/p?endpoint=https://s3.example.com") is reader
+    assert (not isinstance(reader, StoreRefusal)
+            and stores.get("s3://bucket-ok/p?endpoint=https://s3.example.com") is reader)
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug on the way")

@@ -149,7 +149,8 @@ class _FaultServer:
                 if self.mode == "hang":
                     self.stop.wait(1.5)
                 elif self.mode == "truncate":
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                                 b"Content-Type: application/octet-stream\r\n"
                                  b"Connection: close\r\n\r\n" + b"a" * 10)
 
     def close(self) -> None:

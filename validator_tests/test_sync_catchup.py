@@ -31,8 +31,8 @@ from subnet.sync.apply import GlobalModel, apply_decoded, apply_manifest, artifa
 from subnet.sync.checkpoints import (
     CheckpointRef,
     catch_up,
-    load_checkpoint_into,
     latest_checkpoint,
+    load_checkpoint_into,
     manifest_windows,
     publish_checkpoint,
     publish_manifest,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from subnet.errors import StorageError
 
@@ -55,7 +55,8 @@ def validate_key(key: str) -> str:
         raise BadKey(f"key must be a non-empty string of at most {MAX_KEY_LEN} characters")
     for seg in key.split("/"):
         if not _SEGMENT.match(seg) or seg in (".", ".."):
-            raise BadKey(f"invalid key {key[:80]!r}: segment {seg[:40]!r} not allowed (letters, digits, ._=- ; no leading dot)")
+            raise BadKey(f"invalid key {key[:80]!r}: segment {seg[:40]!r} not allowed "
+                         "(letters, digits, ._=- ; no leading dot)")
     return key
 
 
@@ -67,13 +68,14 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
-def open_store(location: str) -> ArtifactStore:
+def open_store(location: str, s3: Any = None) -> ArtifactStore:
     """Our OWN store from our config: `file:///abs/path`, a plain path, or `s3://bucket/prefix?endpoint=&region=`.
 
     Goes through the same grammar as peers' locations (subnet/storage/location.py)
     with the own-store policy: any endpoint (http://127.0.0.1 for MinIO), local
     and ~ paths. Peers' stores are opened with subnet/storage/peer.py instead,
-    which never uses this node's credentials.
+    which never uses this node's credentials. ``s3``: `S3Options` for an S3
+    location (``S3Options.from_store_config(cfg.store)``); None: its defaults.
     """
     from subnet.storage.location import LocationPolicy, S3Location, parse_location
 
@@ -83,7 +85,7 @@ def open_store(location: str) -> ArtifactStore:
 
         return S3Store(bucket=parsed.bucket, prefix=parsed.prefix,
                        endpoint_url=parsed.endpoint.url if parsed.endpoint else None,
-                       region=parsed.region, addressing=parsed.addressing)
+                       region=parsed.region, addressing=parsed.addressing, options=s3)
     from subnet.storage.local import LocalDirStore
 
     return LocalDirStore(Path(parsed.path).expanduser())

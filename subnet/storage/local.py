@@ -59,7 +59,8 @@ class LocalDirStore:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size > max_bytes:
-                    logger.warning("store {}: {} is {} bytes, over the {}-byte limit; treated as absent", self.root, key, size, max_bytes)
+                    logger.warning("store {}: {} is {} bytes, over the {}-byte limit; treated as absent",
+                                   self.root, key, size, max_bytes)
                     return None
                 data = f.read(max_bytes + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -67,7 +68,8 @@ class LocalDirStore:
         except OSError as e:
             raise StorageError(f"cannot read {key!r} from {self.root}: {e}") from e
         if len(data) > max_bytes:  # grew while we read
-            logger.warning("store {}: {} grew past {} bytes while reading; treated as absent", self.root, key, max_bytes)
+            logger.warning("store {}: {} grew past {} bytes while reading; treated as absent",
+                           self.root, key, max_bytes)
             return None
         return data
 

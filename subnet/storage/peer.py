@@ -75,7 +75,7 @@ from subnet.storage.location import (
 )
 
 USER_AGENT = "tessera-peer-reader/1"
-_DIGITS = re.compile(r"^[0-9]{1,19}$")  # ASCII only: str.isdigit() accepts '²'
+_DIGITS = re.compile(r"^[0-9]{1,19}\Z")  # ASCII only: str.isdigit() accepts '²'
 Resolver = Callable[[str, int], "list[IPAddress]"]
 
 
@@ -258,7 +258,8 @@ class HttpPeerReader(_ReaderBase):
             if token is not None:
                 query += "&continuation-token=" + quote(token, safe="")
             target = f"{self._path_prefix}?{query}" if self._path_prefix else f"/?{query}"
-            resp = self._with_retries(f"list {prefix}", lambda: self._once("GET", target,
+            # _with_retries calls the lambda before this iteration ends, so the late binding of target is harmless.
+            resp = self._with_retries(f"list {prefix}", lambda: self._once("GET", target,  # noqa: B023
                                                                            self.options.list_page_bytes, None, cap),
                                       cap)
             if resp is None:  # NoSuchBucket: nothing published yet

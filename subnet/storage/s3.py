@@ -12,7 +12,10 @@ Design:
   store, a trusted server; peers' stores are read by subnet/storage/peer.py
   under a wall-clock deadline), plus backoff <= sum over i < attempts-1 of
   1.5 x min(backoff_max_s, backoff_base_s x 2**i). Defaults: 3 requests, a
-  silent server fails after 3 x 30 s + 2.25 s (was up to 27 requests).
+  silent server fails after 3 x 30 s + 2.25 s (was up to 27 requests). A
+  `list` is one call per ListObjectsV2 page sequence: `attempts` x pages.
+  The settings are flags: `--store.s3_connect_timeout_s`, `s3_read_timeout_s`,
+  `s3_attempts`, `s3_max_pool_connections` (`S3Options.from_store_config`).
 - `get` never loads more than `max_bytes + 1` bytes: an object whose
   ContentLength is over the limit is refused before its body is read; a body
   that ends early (truncated, connection cut) is retried, then reported as
@@ -65,6 +68,13 @@ class S3Options:
     backoff_base_s: float = 0.5  # sleep base * 2**i (+ up to 50 % jitter) between our attempts
     backoff_max_s: float = 8.0
     list_page_size: int = 1000  # keys per ListObjectsV2 page (S3 caps it at 1000)
+    max_pool_connections: int = 32  # pooled HTTP connections (botocore's default is 10)
+
+    @classmethod
+    def from_store_config(cls, cfg: Any) -> S3Options:
+        """The transport flags of `subnet.config.StoreConfig` (``--store.s3_*``)."""
+        return cls(connect_timeout_s=cfg.s3_connect_timeout_s, read_timeout_s=cfg.s3_read_timeout_s,
+                   attempts=cfg.s3_attempts, max_pool_connections=cfg.s3_max_pool_connections)
 
 
 class S3Store:
@@ -88,6 +98,7 @@ class S3Store:
         cfg = Config(
             connect_timeout=self.options.connect_timeout_s,
             read_timeout=self.options.read_timeout_s,
+            max_pool_connections=self.options.max_pool_connections,
             retries={"total_max_attempts": 1, "mode": "standard"},  # the only retry layer is `_retry`
             s3={"addressing_style": self.addressing},
             request_checksum_calculation="when_required",
@@ -116,7 +127,8 @@ class S3Store:
             except (_BodyCut, *_TRANSPORT_ERRORS) as e:
                 err: Exception = e
             except bce.NoCredentialsError as e:
-                raise StorageError(f"s3 {what}: no credentials", remediation="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from e
+                raise StorageError(f"s3 {what}: no credentials",
+                                   remediation="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from e
             except bce.ClientError as e:
                 if not _retryable(e):
                     raise StorageError(f"s3 {what} on {self.location}: {_code(e)} {e}") from e
@@ -214,7 +226,8 @@ class S3Store:
         try:
             self._retry("create_bucket", lambda: self.client.create_bucket(Bucket=self.bucket))
         except StorageError as e:
-            if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if isinstance(e.__cause__, bce.ClientError) and _code(e.__cause__) in ("BucketAlreadyOwnedByYou",
+                                                                                   "BucketAlreadyExists"):
                 return
             raise
 

@@ -11,7 +11,11 @@ atomically, so a reader sees a whole object or none.
 
 A node that joins late, or that could not apply a manifest, loads the newest
 valid checkpoint newer than its version and replays the manifests after it in
-window order; it ends with the lead's model hash. A node whose state is off
+window order; it ends with the lead's model hash. Only manifests newer than
+the node's last window are read: by key when it is at most PROBE_WINDOWS
+behind, else from one listing (`windows_to_replay`). The lead's store keeps a
+horizon (sync/retention.py) that never drops what a late joiner needs after
+the oldest kept checkpoint. A node whose state is off
 the lead's signed history is reset (see `catch_up`).
 """
 
@@ -102,6 +106,25 @@ def manifest_ready(store: Store, netuid: int, window: int, *, expected_signer: s
         return False
 
 
+PROBE_WINDOWS = 8
+"""A node at most this many windows behind reads the manifests it lacks by key instead of listing the store."""
+
+
+def windows_to_replay(store: Store, netuid: int, *, after: int, upto: int) -> tuple[list[int], bool]:
+    """Windows in (after, upto] that may hold a manifest, ascending, and whether they were probed, not listed.
+
+    Why: listing the lead's store every window costs a request per 1000 keys
+    and grows with the run. A node in step (the normal case: one window
+    behind) asks for the one key it needs; a node far behind lists once
+    (bounded by the lead's retention horizon) after loading a checkpoint.
+    """
+    if upto <= after:
+        return [], True
+    if upto - after <= PROBE_WINDOWS:
+        return list(range(max(after + 1, 0), upto + 1)), True
+    return [w for w in manifest_windows(store, netuid) if after < w <= upto], False
+
+
 def manifest_windows(store: Store, netuid: int) -> list[int]:
     """Windows that have a manifest in `store`, ascending."""
     windows = []
@@ -160,7 +183,7 @@ def latest_checkpoint(store: Store, netuid: int) -> CheckpointRef | None:
     return refs[0] if refs else None
 
 
-def _max_checkpoint_bytes(gm: GlobalModel) -> int:
+def max_checkpoint_bytes(gm: GlobalModel) -> int:
     state = gm.model.state_dict()
     raw = sum(t.numel() * t.element_size() for t in state.values())
     return raw + (16 << 20) + 256 * len(state)
@@ -206,7 +229,7 @@ def load_checkpoint_into(gm: GlobalModel, store: Store, netuid: int, ref: Checkp
     schema, version bounds), then the tensors (names/shapes against the local
     model, bytes against the signed model hash); the model is touched last.
     """
-    data = store.get(ref.key, _max_checkpoint_bytes(gm))
+    data = store.get(ref.key, max_checkpoint_bytes(gm))
     if data is None:
         raise SyncError(f"checkpoint {ref.key} is unavailable or larger than this model allows")
     version, window, digest = _verified_claims(data, ref, netuid, expected_signer=expected_signer,
@@ -317,8 +340,10 @@ def _replay(gm: GlobalModel, lead: _Lead, apply: Callable[[Manifest], int], repo
     chain makes that safe, since the next valid one then no longer builds on
     our version and stops the replay with VersionMismatch.
     """
-    for window in manifest_windows(lead.store, lead.netuid):
-        if window <= gm.last_manifest_window or window > lead.current_window:
+    windows, probed = windows_to_replay(lead.store, lead.netuid, after=gm.last_manifest_window,
+                                        upto=lead.current_window)
+    for window in windows:
+        if window <= gm.last_manifest_window:  # a manifest applied may have moved us on (never: one per window)
             continue
         try:
             manifest = read_manifest(lead.store, lead.netuid, window, expected_signer=lead.signer)
@@ -326,8 +351,9 @@ def _replay(gm: GlobalModel, lead: _Lead, apply: Callable[[Manifest], int], repo
             logger.warning("refused the lead's manifest for window {}: {}: {}", window, type(exc).__name__, exc)
             report.refusals.append(exc)
             continue
-        if manifest is None:  # deleted between list and get
-            report.refusals.append(SyncError(f"manifest for window {window} disappeared from the lead's store"))
+        if manifest is None:
+            if not probed:  # listed, then gone before the get
+                report.refusals.append(SyncError(f"manifest for window {window} disappeared from the lead's store"))
             continue
         if manifest.base_version < gm.version:
             return (f"the lead's manifest for window {window} builds on version {manifest.base_version}, "
