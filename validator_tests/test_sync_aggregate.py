@@ -14,6 +14,7 @@ import torch
 from subnet.protocol.keys import artifact_key
 from subnet.protocol.manifest import Manifest
 from subnet.sync.aggregate import (
+    DEFAULT_RULE,
     Contribution,
     build_manifest,
     combine,
@@ -113,7 +114,7 @@ def test_build_manifest_per_fragment_and_json_round_trip() -> None:
     assert [(e.fragment, e.uid) for e in m.entries] == [(0, 3), (0, 9), (1, 2), (1, 7)]
     # fragment 0: norms 1, 2 -> median 1.5; fragment 1: norms 1, 4 -> median 2.5
     assert [e.weight for e in m.entries] == pytest.approx([0.5, (1.5 / 2) / 2, 0.5, (2.5 / 4) / 2], rel=1e-6)
-    assert m.aggregation["kept.0"] == 2 and m.aggregation["rule"] == "median_norm_clip_mean"
+    assert m.aggregation["kept.0"] == 2 and m.aggregation["rule"] == DEFAULT_RULE
     back = Manifest.from_json(m.to_json())
     assert back == m and back.sha256 == m.sha256
     assert [e.weight for e in back.entries] == [e.weight for e in m.entries]  # exact float round trip

@@ -8,6 +8,15 @@ so that every node applies the same thing with elementwise ops only:
     delta = sum_i coef_i * d_i        (manifest order, fp32, one op at a time)
     p     = p - outer_lr * delta
 
+Rule `median_norm_clip_support_mean` (SUPPORT_RULE) then divides each entry by
+the share of contributions that carry it: delta[j] *= n / count_j, where
+count_j = #{i : d_i[j] != 0}. Sparse top-k updates of one cohort rarely share
+all their indices, and a plain mean shrinks an entry only one of n miners sent
+to 1/n of what that miner (and the validator's score of it) asked for; the
+support mean averages each entry over the miners that sent it. count_j is an
+exact small integer and n / count_j one correctly rounded division, so the
+rule stays elementwise and bit-identical on every node.
+
 Norms and the median are reductions whose bits depend on thread count and
 SIMD width; only the lead computes them (in float64) and ships the resulting
 coefficients in `ManifestEntry.weight`. Followers never reduce.
@@ -27,6 +36,10 @@ from loguru import logger
 from subnet.protocol.manifest import Manifest, ManifestEntry
 
 RULE = "median_norm_clip_mean"
+SUPPORT_RULE = "median_norm_clip_support_mean"
+RULES = (RULE, SUPPORT_RULE)
+"""Aggregation rules a manifest may name (`Manifest.aggregation["rule"]`)."""
+DEFAULT_RULE = RULE  # = SyncConfig().rule (test_sync_support_mean checks they agree)
 
 Delta = Mapping[str, torch.Tensor]
 
@@ -99,15 +112,19 @@ def robust_coefficients(deltas: Sequence[Delta]) -> Combination:
     return Combination(coefs=tuple(coefs), norms=norms, median_norm=median)
 
 
-def combine(deltas: Sequence[Delta], coefs: Sequence[float], names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+def combine(deltas: Sequence[Delta], coefs: Sequence[float], names: Iterable[str] | None = None, *,
+            rule: str = RULE) -> dict[str, torch.Tensor]:
     """delta[name] = sum_i coef_i * d_i[name] with elementwise fp32 ops in the given order.
 
     Each step is one correctly rounded multiply then one add (no fused or
     reduced ops), so any machine produces the same bits. With no
-    contributions every delta is zero.
+    contributions every delta is zero. Under SUPPORT_RULE each entry is then
+    multiplied by n / count (module docstring), again elementwise.
     """
     if len(deltas) != len(coefs):
         raise ValueError(f"{len(deltas)} deltas but {len(coefs)} coefficients")
+    if rule not in RULES:
+        raise ValueError(f"unknown aggregation rule {rule!r} (known: {', '.join(RULES)})")
     if names is None:
         names = list(deltas[0]) if deltas else []
     out: dict[str, torch.Tensor] = {}
@@ -116,9 +133,22 @@ def combine(deltas: Sequence[Delta], coefs: Sequence[float], names: Iterable[str
         for d, c in zip(deltas, coefs):
             term = torch.mul(d[name].to(torch.float32), float(c))
             acc = term if acc is None else torch.add(acc, term)
+        if acc is not None and rule == SUPPORT_RULE:
+            acc = torch.mul(acc, _support_factor([d[name] for d in deltas]))
         if acc is not None:
             out[name] = acc
     return out
+
+
+def _support_factor(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """n / #{i : t_i != 0} elementwise (1 where no one sent the entry: it is zero anyway); exact counts."""
+    count: torch.Tensor | None = None
+    for t in tensors:
+        nz = torch.ne(t, 0).to(torch.float32)
+        count = nz if count is None else torch.add(count, nz)
+    assert count is not None
+    n = torch.full_like(count, float(len(tensors)))
+    return torch.div(n, torch.clamp(count, min=1.0))
 
 
 def select_top(scored: Iterable[S], top_g: int, *, score: Callable[[S], float] | None = None) -> list[S]:
@@ -140,6 +170,7 @@ def build_manifest(
     outer_lr: float,
     top_g: int | None = None,
     model_hash: str | None = None,
+    rule: str = DEFAULT_RULE,
 ) -> Manifest:
     """The manifest for `contributions` (already selected, any fragments).
 
@@ -149,12 +180,14 @@ def build_manifest(
     left out; a window with nothing left still advances the version, so every
     node's version keeps pace with the windows.
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown aggregation rule {rule!r} (known: {', '.join(RULES)})")
     ordered = sorted(contributions, key=lambda c: (c.fragment, c.uid, c.hotkey))
     by_fragment: dict[int, list[Contribution]] = {}
     for c in ordered:
         by_fragment.setdefault(c.fragment, []).append(c)
     entries: list[ManifestEntry] = []
-    params: dict[str, str | int | float | bool] = {"rule": RULE}
+    params: dict[str, str | int | float | bool] = {"rule": rule}
     if top_g is not None:
         params["top_g"] = int(top_g)
     for fragment, group in sorted(by_fragment.items()):

@@ -7,7 +7,8 @@ hand, apply per fragment
 
     delta = sum_i weight_i * d_i   (manifest order)   ;   p = p - outer_lr * delta
 
-with elementwise fp32 ops (see aggregate.combine). A missing or mismatching
+with elementwise fp32 ops under the manifest's aggregation rule (see
+aggregate.combine; an unknown rule is refused). A missing or mismatching
 artifact, or any failure to decode one, raises a `SyncError` before any
 parameter is touched: a node that cannot reproduce the lead's step must not
 guess, it catches up from a checkpoint instead (checkpoints.catch_up).
@@ -15,11 +16,10 @@ guess, it catches up from a checkpoint instead (checkpoints.catch_up).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from loguru import logger
@@ -31,7 +31,8 @@ from subnet.model.fragments import Fragment, fragment_shapes, trainable_paramete
 from subnet.model.state import model_hash
 from subnet.protocol.keys import parse_artifact_key
 from subnet.protocol.manifest import Manifest, ManifestEntry
-from subnet.sync.aggregate import combine
+from subnet.sync.aggregate import RULE, RULES, combine
+
 if TYPE_CHECKING:
     from subnet.sync.bounds import ManifestPolicy
 from subnet.sync.errors import (
@@ -142,7 +143,8 @@ def fetch_and_decode(
         got = artifact_sha256(data)
         if got != entry.sha256:
             raise ArtifactHashMismatch(
-                f"window {manifest.window}: artifact {entry.key} hashes to {got[:16]}..., manifest pins {entry.sha256[:16]}..."
+                f"window {manifest.window}: artifact {entry.key} hashes to {got[:16]}..., "
+                f"manifest pins {entry.sha256[:16]}..."
             )
         try:
             delta = decode(data, entry, shapes)
@@ -172,10 +174,15 @@ def apply_decoded(gm: GlobalModel, manifest: Manifest, deltas: Sequence[Mapping[
     """
     if manifest.base_version != gm.version:
         raise VersionMismatch(
-            f"manifest window {manifest.window} applies to version {manifest.base_version}, this node holds {gm.version}"
+            f"manifest window {manifest.window} applies to version {manifest.base_version}, "
+            f"this node holds {gm.version}"
         )
     if len(deltas) != len(manifest.entries):
         raise SyncError(f"{len(deltas)} deltas for {len(manifest.entries)} manifest entries")
+    rule = manifest.aggregation.get("rule", RULE)
+    if rule not in RULES:  # a rule this node cannot reproduce: refuse before touching anything
+        raise SyncError(f"manifest window {manifest.window} names aggregation rule {rule!r}; "
+                        f"this node knows {', '.join(RULES)}")
     check = verify_hash and manifest.model_hash is not None
     by_fragment: dict[int, tuple[list[Mapping[str, torch.Tensor]], list[float]]] = {}
     for entry, delta in zip(manifest.entries, deltas):
@@ -186,7 +193,7 @@ def apply_decoded(gm: GlobalModel, manifest: Manifest, deltas: Sequence[Mapping[
     with torch.no_grad():
         for fragment_index, (ds, cs) in sorted(by_fragment.items()):
             params = trainable_parameters(gm.model, gm.fragment(fragment_index))
-            step = combine(ds, cs, names=list(params))
+            step = combine(ds, cs, names=list(params), rule=str(rule))
             for name, p in params.items():
                 if check:
                     backup[name] = p.detach().clone()
@@ -220,7 +227,7 @@ def apply_manifest(
     decode: DecodeArtifact | None = None,
     max_artifact_bytes: int = 64 * 1024 * 1024,
     verify_hash: bool = True,
-    policy: "ManifestPolicy | None" = None,
+    policy: ManifestPolicy | None = None,
 ) -> int:
     """Fetch, verify, decode and apply `manifest`; return the new version.
 
@@ -235,7 +242,8 @@ def apply_manifest(
     """
     if manifest.base_version != gm.version:  # fail before any download
         raise VersionMismatch(
-            f"manifest window {manifest.window} applies to version {manifest.base_version}, this node holds {gm.version}"
+            f"manifest window {manifest.window} applies to version {manifest.base_version}, "
+            f"this node holds {gm.version}"
         )
     if policy is not None:
         from subnet.sync.bounds import check_manifest_policy
@@ -245,7 +253,7 @@ def apply_manifest(
     return apply_decoded(gm, manifest, deltas, verify_hash=verify_hash)
 
 
-def fetch_from_stores(stores: Mapping[str, "object"], max_bytes: int) -> FetchArtifact:
+def fetch_from_stores(stores: Mapping[str, object], max_bytes: int) -> FetchArtifact:
     """A FetchArtifact reading each entry from its miner's store (hotkey -> ArtifactStore).
 
     An unknown hotkey or an absent object yields None (-> ArtifactUnavailable).
