@@ -6,6 +6,11 @@ Prints two ratios measured in one run:
 2. the epoch time of a full subnet (256 UIDs, 64 validators each weighting
    every UID) relative to the block time (1000 ms default, and the bench's).
 
+3. reads/s over the Substrate face (the SDK's own `RpcSubstrate`, SCALE +
+   metadata) side by side with the JSON face (`DevnetSubstrate`), same devnet
+   process, same reads (a storage item and the metagraph runtime API);
+   and signed transfers/s through each face, pipelined, same process.
+
 Run: .venv/bin/python bench/devnet.py [--seconds 5] [--block-ms 100]
 """
 
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import tempfile
 import time
@@ -26,24 +33,34 @@ sys.path.insert(0, str(ROOT / "validator_tests"))
 
 import bittensor as bt  # noqa: E402
 import bittensor_core  # noqa: E402
-from harness.devnet import running_devnet  # noqa: E402
+from harness.devnet import bootstrap as bootstrap_subnet  # noqa: E402
+from harness.devnet import free_port, running_devnet  # noqa: E402
 
-from subnet.devnet.config import DEFAULT_BLOCK_MS, GenesisConfig  # noqa: E402
+from subnet.devnet.config import DEFAULT_BLOCK_MS, SUBSTRATE_PORT_ENV, GenesisConfig  # noqa: E402
 from subnet.devnet.runtime import Runtime, dev_address  # noqa: E402
 from subnet.devnet.runtime.epoch import run_epoch  # noqa: E402
 from subnet.devnet.state import Store  # noqa: E402
 from subnet.devnet.substrate import DevnetSubstrate  # noqa: E402
 
 
-async def _throughput(url: str, seconds: float, senders: int = 8, depth: int = 32) -> tuple[int, int, float]:
-    """(included extrinsics, blocks, elapsed) for `seconds` of pipelined transfers."""
+async def _throughput(url: str, seconds: float, senders: int = 8, depth: int = 32, *,
+                      substrate=None, tag: str = "bench") -> tuple[int, int, float]:
+    """(included extrinsics, blocks, elapsed) for `seconds` of pipelined transfers (JSON face unless `substrate`)."""
     alice = bittensor_core.Keypair.create_from_uri("//Alice")
-    keys = [bittensor_core.Keypair.create_from_uri(f"//bench{i}") for i in range(senders)]
-    sub = DevnetSubstrate(url)
+    keys = [bittensor_core.Keypair.create_from_uri(f"//{tag}{i}") for i in range(senders)]
+    sub = substrate if substrate is not None else DevnetSubstrate(url)
     await sub.connect()
-    fund = [sub.submit(await sub.compose(bt.calls.Balances.transfer_keep_alive(dest=k.ss58_address, value=10**12)), alice)
+    fund = [sub.submit(await sub.compose(bt.calls.Balances.transfer_keep_alive(dest=k.ss58_address, value=10**12)),
+                       alice)
             for k in keys]
-    assert all(r.success for r in await asyncio.gather(*fund))
+    if substrate is None:
+        results = await asyncio.gather(*fund)
+    else:  # the SDK's nonce cache serialises one signer's submissions itself; fund one by one
+        for pending in fund:
+            pending.close()
+        results = [await sub.submit(await sub.compose(bt.calls.Balances.transfer_keep_alive(
+            dest=k.ss58_address, value=10**12)), alice) for k in keys]
+    assert all(r.success for r in results), [r.message for r in results if not r.success]
     dest = dev_address("//Charlie")
     done = 0
     stop_at = time.monotonic() + seconds
@@ -67,6 +84,52 @@ async def _throughput(url: str, seconds: float, senders: int = 8, depth: int = 3
     blocks = await sub.block_number() - start_block
     await sub.close()
     return done, blocks, elapsed
+
+
+async def _reads_per_second(sub, seconds: float, netuid: int, concurrency: int = 16) -> tuple[float, float]:
+    """(storage reads/s, metagraph runtime-API reads/s) through one `bittensor.Substrate`."""
+    await sub.connect()
+
+    async def rate(read) -> float:
+        done = 0
+        stop_at = time.monotonic() + seconds / 2
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                await read()
+                done += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.monotonic() - t0)
+
+    storage = await rate(lambda: sub.query("SubtensorModule", "Tempo", [netuid]))
+    graph = await rate(lambda: sub.runtime_call("SubnetInfoRuntimeApi", "get_metagraph", [netuid]))
+    await sub.close()
+    return storage, graph
+
+
+def _faces(seconds: float, block_ms: int, tmp: Path) -> dict[str, tuple[float, ...]]:
+    """(storage reads/s, metagraph reads/s, signed transfers/s) of both faces of one bootstrapped devnet
+    process, measured one after the other."""
+    port = free_port()
+    os.environ[SUBSTRATE_PORT_ENV] = str(port)
+    os.environ.setdefault("BITTENSOR_RUNTIME_CACHE_DIR", str(tmp / "runtime-cache"))
+    try:
+        with running_devnet(tmp, block_ms=block_ms, allow_admin=True) as handle:
+            result = bootstrap_subnet(handle, tmp / "wallets", miners=4)
+            json_face = asyncio.run(_reads_per_second(DevnetSubstrate(handle.url), seconds, result.netuid))
+            substrate = asyncio.run(_reads_per_second(bt.RpcSubstrate(f"ws://127.0.0.1:{port}"), seconds,
+                                                      result.netuid))
+            done, _, elapsed = asyncio.run(_throughput(handle.url, seconds, tag="json"))
+            json_face += (done / elapsed,)
+            done, _, elapsed = asyncio.run(_throughput(handle.url, seconds, tag="scale",
+                                                       substrate=bt.RpcSubstrate(f"ws://127.0.0.1:{port}")))
+            substrate += (done / elapsed,)
+    finally:
+        os.environ.pop(SUBSTRATE_PORT_ENV, None)
+    return {"json": json_face, "substrate": substrate}
 
 
 def _epoch_seconds(n: int = 256, validators: int = 64, repeats: int = 3) -> float:
@@ -107,6 +170,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--block-ms", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = ap.parse_args()
     from loguru import logger
 
@@ -118,12 +182,33 @@ def main() -> int:
     xps = done / elapsed
     bps = blocks / elapsed
     epoch = _epoch_seconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        faces = _faces(args.seconds, args.block_ms, Path(tmp))
     print(f"devnet bench (block {args.block_ms} ms, {args.seconds:.0f} s of pipelined signed transfers)")
     print(f"  throughput: {xps:8.1f} extrinsics/s at {bps:5.2f} blocks/s "
           f"-> {xps / max(bps, 1e-9):7.1f} extrinsics per block sustained")
     print(f"  epoch (256 uids, 64 validators): {epoch * 1000:7.1f} ms "
           f"= {epoch / (DEFAULT_BLOCK_MS / 1000):.3f} x default block ({DEFAULT_BLOCK_MS} ms), "
           f"{epoch / (args.block_ms / 1000):.3f} x bench block ({args.block_ms} ms)")
+    (js, jm, jx), (ss, sm, sx) = faces["json"], faces["substrate"]
+    print(f"  reads/s, 16 in flight, one 6-uid subnet ({args.seconds / 2:.1f} s each):")
+    print(f"    storage (SubtensorModule.Tempo): JSON face {js:7.1f}  Substrate face {ss:7.1f}"
+          f"  -> Substrate/JSON {ss / max(js, 1e-9):.2f}")
+    print(f"    runtime API (get_metagraph):     JSON face {jm:7.1f}  Substrate face {sm:7.1f}"
+          f"  -> Substrate/JSON {sm / max(jm, 1e-9):.2f}")
+    print(f"  signed transfers/s, same process, 8 senders x 32 in flight ({args.seconds:.0f} s each):")
+    print(f"    JSON face {jx:7.1f}  Substrate face {sx:7.1f}  -> Substrate/JSON {sx / max(jx, 1e-9):.2f}")
+    if args.out is not None:
+        figures = {
+            "command": " ".join(["bench/devnet.py", *sys.argv[1:]]), "block_ms": args.block_ms,
+            "seconds": args.seconds, "extrinsics_per_s_json_face": xps, "blocks_per_s": bps,
+            "epoch_ms_256_uids": epoch * 1000,
+            "signed_transfers_per_s_same_process": {"json_face": jx, "substrate_face": sx,
+                                                     "ratio": sx / max(jx, 1e-9)},
+            "storage_reads_per_s": {"json_face": js, "substrate_face": ss, "ratio": ss / max(js, 1e-9)},
+            "metagraph_reads_per_s": {"json_face": jm, "substrate_face": sm, "ratio": sm / max(jm, 1e-9)},
+        }
+        args.out.write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
 

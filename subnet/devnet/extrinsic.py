@@ -57,7 +57,7 @@ class Extrinsic:
         return hash_hex(canonical(self.to_wire()))
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "Extrinsic":
+    def from_wire(cls, data: dict[str, Any]) -> Extrinsic:
         try:
             call = data["call"]
             era = data.get("era") or {}

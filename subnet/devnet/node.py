@@ -91,17 +91,22 @@ class Node:
         if not ext.verify_signature():
             raise PoolRejection("BadProof", "Invalid Transaction: Transaction has a bad signature")
         if (ext.module, ext.function) not in CALLS:
-            raise PoolRejection("CallFiltered", f"Invalid Transaction: {ext.module}.{ext.function} is not supported by the devnet")
+            raise PoolRejection("CallFiltered",
+                                f"Invalid Transaction: {ext.module}.{ext.function} is not supported by the devnet")
         account_nonce = int(self.rt.account(ext.signer).get("nonce", 0))
         if ext.nonce < account_nonce:
-            raise PoolRejection("Stale", f"Invalid Transaction: Transaction is outdated (nonce {ext.nonce} < account nonce {account_nonce}; replayed?)")
+            raise PoolRejection("Stale", f"Invalid Transaction: Transaction is outdated "
+                                         f"(nonce {ext.nonce} < account nonce {account_nonce}; replayed?)")
         if ext.nonce < expected_nonce:
-            raise PoolRejection("Stale", f"Invalid Transaction: Transaction is outdated (nonce {ext.nonce} already in the pool)")
+            raise PoolRejection("Stale",
+                                f"Invalid Transaction: Transaction is outdated (nonce {ext.nonce} already in the pool)")
         if ext.nonce > expected_nonce:
-            raise PoolRejection("Future", f"Invalid Transaction: Transaction will be valid in the future (nonce {ext.nonce}, expected {expected_nonce})")
+            raise PoolRejection("Future", f"Invalid Transaction: Transaction will be valid in the future "
+                                          f"(nonce {ext.nonce}, expected {expected_nonce})")
         head = self.head.number
         if ext.era_period > 0 and not (ext.era_birth <= head + 1 and head + 1 < ext.era_birth + ext.era_period):
-            raise PoolRejection("Stale", f"Invalid Transaction: Transaction is outdated (era {ext.era_birth}+{ext.era_period} at block {head + 1})")
+            raise PoolRejection("Stale", f"Invalid Transaction: Transaction is outdated "
+                                         f"(era {ext.era_birth}+{ext.era_period} at block {head + 1})")
 
     def submit(self, ext: Extrinsic, inner: Extrinsic | None = None) -> asyncio.Future:
         """Admit an extrinsic (and a shielded inner one) to the pool; resolves on inclusion."""
@@ -111,7 +116,8 @@ class Node:
         self._check(ext, expected)
         if inner is not None:
             if ext.module != "MevShield" or inner.signer != ext.signer:
-                raise PoolRejection("BadProof", "Invalid Transaction: shielded inner extrinsic must come from the carrier's signer")
+                raise PoolRejection("BadProof",
+                                    "Invalid Transaction: shielded inner extrinsic must come from the carrier's signer")
             self._check(inner, expected + 1)
         fut = asyncio.get_running_loop().create_future()
         self._pool.append((ext, fut))

@@ -11,7 +11,8 @@ pinned to an older block hash (`Node.reader_at`).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from subnet.devnet.config import GLOBAL_HYPERPARAMETERS, RAO_PER_TAO, SPEC_VERSION
 from subnet.devnet.runtime import Runtime
@@ -265,6 +266,8 @@ class Reader:
             return self.rt.genesis.network_lock_cost
         if api == "SwapRuntimeApi" and method == "current_alpha_price":
             return RAO_PER_TAO  # 1:1, no AMM
+        if api == "SwapRuntimeApi" and method == "current_alpha_price_all":
+            return [{"netuid": n, "price": RAO_PER_TAO} for n in self.rt.netuids()]
         if api == "SwapRuntimeApi" and method == "sim_swap_tao_for_alpha":
             tao = int(params.get("tao", 0)) if isinstance(params, dict) else int(args[1])
             return _sim_swap(tao)

@@ -53,7 +53,7 @@ class DevnetRpc:
                     self._ws = await connect(self.url, max_size=64 * 2**20, ping_interval=None,
                                              compression=None, open_timeout=5)
                     break
-                except (OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError) as exc:
                     last = exc
                     await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
             else:

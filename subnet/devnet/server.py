@@ -271,6 +271,7 @@ async def serve_forever(cfg: DevnetConfig, ready: asyncio.Event | None = None) -
     async with serve(server.handle, LOOPBACK, cfg.port, max_size=16 * 2**20,
                      ping_interval=None, compression=None):
         producer = asyncio.create_task(node.run())
+        substrate_face = await _start_substrate_face(cfg, node)
         tmp = cfg.pid_path.with_suffix(".tmp")
         tmp.write_text(f"{os.getpid()} {cfg.port}\n")
         os.replace(tmp, cfg.pid_path)
@@ -285,9 +286,37 @@ async def serve_forever(cfg: DevnetConfig, ready: asyncio.Event | None = None) -
             await stop.wait()
         finally:
             producer.cancel()
+            if substrate_face is not None:
+                substrate_face.close()
             try:
                 cfg.pid_path.unlink()
             except FileNotFoundError:
                 pass
             node.close()
             logger.info("devnet stopped at block {}", node.head.number)
+
+
+async def _start_substrate_face(cfg: DevnetConfig, node: Node) -> Any:
+    """Serve the Substrate JSON-RPC face (subnet/devnet/substrate_rpc) beside this one.
+
+    An explicitly configured port that cannot be bound is an error; the
+    default (port + 1) is skipped with a warning so a busy neighbour port
+    never stops the devnet.
+    """
+    if cfg.substrate_port == 0:
+        return None
+    from subnet.devnet.substrate_rpc.face import SubstrateFace
+
+    port = cfg.substrate_port if cfg.substrate_port is not None else cfg.port + 1
+    face = SubstrateFace(node)
+    try:
+        server = await serve(face.handle, LOOPBACK, port, max_size=16 * 2**20,
+                             ping_interval=None, compression=None)
+    except OSError as exc:
+        if cfg.substrate_port is not None:
+            raise
+        logger.warning("substrate face not served: port {} unavailable ({})", port, exc)
+        return None
+    logger.info("devnet substrate face on ws://{}:{}", LOOPBACK, port)
+    print(f"devnet substrate ws://{LOOPBACK}:{port}", flush=True)
+    return server

@@ -21,9 +21,10 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _MISSING = object()
 
@@ -206,7 +207,7 @@ class Store:
         """The oldest block whose state can still be read (the pruning window)."""
         return max(0, head - self.state_pruning + 1)
 
-    def at(self, number: int, head: int) -> "StoreAt":
+    def at(self, number: int, head: int) -> StoreAt:
         """A read-only view of the state as it was after block `number`."""
         if number > head:
             raise LookupError(f"block {number} is ahead of the head {head}")

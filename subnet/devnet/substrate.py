@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from hashlib import blake2b
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 from bittensor.balance import Balance
 from bittensor.result import ChainError, ExtrinsicResult
@@ -139,7 +140,7 @@ class DevnetSubstrate:
     async def _call(self, method: str, *params: Any) -> Any:
         try:
             return await self._rpc.request(method, *params)
-        except (DevnetRpcError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, DevnetRpcError, ConnectionError, OSError) as exc:
             raise _chain_error(exc) from exc
 
     def balance(self, rao: int, netuid: int = 0) -> Balance:
@@ -159,7 +160,7 @@ class DevnetSubstrate:
 
     # -- chain head -----------------------------------------------------------
 
-    async def block_hash(self, block: Optional[int] = None) -> str:
+    async def block_hash(self, block: int | None = None) -> str:
         if block is not None and int(block) in self._hashes:
             return self._hashes[int(block)]
         value = await self._call("devnet_blockHash", block)
@@ -182,32 +183,32 @@ class DevnetSubstrate:
     async def spec_version(self) -> int:
         return SPEC_VERSION
 
-    async def get_block(self, block_number: Optional[int] = None, block_hash: Optional[str] = None) -> Optional[dict]:
+    async def get_block(self, block_number: int | None = None, block_hash: str | None = None) -> dict | None:
         return await self._call("devnet_getBlock", block_number, block_hash)
 
     # -- reads -----------------------------------------------------------------
 
-    async def query(self, module: str, storage_function: str, params: Optional[list] = None,
-                    block_hash: Optional[str] = None) -> Any:
+    async def query(self, module: str, storage_function: str, params: list | None = None,
+                    block_hash: str | None = None) -> Any:
         return await self._call("devnet_query", module, storage_function, list(params or []), block_hash)
 
     async def map_has_entries(self, module: str, storage_function: str, params: list,
-                              block_hash: Optional[str] = None) -> bool:
+                              block_hash: str | None = None) -> bool:
         return bool(await self.query_map(module, storage_function, params, block_hash))
 
-    async def query_map(self, module: str, storage_function: str, params: Optional[list] = None,
-                        block_hash: Optional[str] = None) -> list[tuple[Any, Any]]:
+    async def query_map(self, module: str, storage_function: str, params: list | None = None,
+                        block_hash: str | None = None) -> list[tuple[Any, Any]]:
         rows = await self._call("devnet_queryMap", module, storage_function, list(params or []), block_hash)
         return [(key, value) for key, value in rows]
 
     async def query_batch(self, module: str, storage_function: str, param_sets: list[list],
-                          block_hash: Optional[str] = None) -> list[Any]:
+                          block_hash: str | None = None) -> list[Any]:
         if not param_sets:
             return []
         return await self._call("devnet_queryBatch", module, storage_function, [list(p) for p in param_sets],
                                 block_hash)
 
-    async def runtime_call(self, api: str, method: str, params: Any, block_hash: Optional[str] = None) -> Any:
+    async def runtime_call(self, api: str, method: str, params: Any, block_hash: str | None = None) -> Any:
         return await self._call("devnet_runtimeCall", api, method, params, block_hash)
 
     async def constant(self, module: str, name: str) -> Any:
@@ -233,7 +234,7 @@ class DevnetSubstrate:
         finally:
             await self._rpc.unsubscribe_heads(sub_id)
 
-    async def events(self, block_hash: Optional[str] = None) -> list[dict]:
+    async def events(self, block_hash: str | None = None) -> list[dict]:
         return list(await self._call("devnet_events", block_hash) or [])
 
     # -- calls and fees ----------------------------------------------------------
@@ -260,7 +261,7 @@ class DevnetSubstrate:
 
     # -- writes ---------------------------------------------------------------------
 
-    async def mev_next_key(self) -> Optional[bytes]:
+    async def mev_next_key(self) -> bytes | None:
         return mev_dummy_key()
 
     def _lock(self) -> asyncio.Lock:
@@ -268,7 +269,7 @@ class DevnetSubstrate:
             self._nonce_lock = asyncio.Lock()
         return self._nonce_lock
 
-    async def _signed(self, call: Any, keypair: Any, nonce: Optional[int], period: Optional[int]) -> xt.Extrinsic:
+    async def _signed(self, call: Any, keypair: Any, nonce: int | None, period: int | None) -> xt.Extrinsic:
         """Sign `call`; callers hold `_lock()` so nonces are allocated and sent in order."""
         composed = await self.compose(call)
         info = await self._call("devnet_signingInfo", keypair.ss58_address)
@@ -293,7 +294,7 @@ class DevnetSubstrate:
         self._shielded[keypair.ss58_address] = ext
         return canonical(ext.to_wire()), ext.hash
 
-    async def find_extrinsic(self, extrinsic_hash: str, block_hash: str) -> Optional[ExtrinsicResult]:
+    async def find_extrinsic(self, extrinsic_hash: str, block_hash: str) -> ExtrinsicResult | None:
         receipt = await self._call("devnet_findExtrinsic", extrinsic_hash, block_hash)
         return self._result(receipt) if receipt else None
 
@@ -303,8 +304,8 @@ class DevnetSubstrate:
     async def submit_signature(self, unsigned: Any, signature: Any, **kwargs: Any) -> ExtrinsicResult:
         raise ChainError(f"out-of-process signing is {_UNSUPPORTED}")
 
-    async def submit(self, call: Any, keypair: Any, *, nonce: Optional[int] = None,
-                     period: Optional[int] = None, wait_for_inclusion: bool = True,
+    async def submit(self, call: Any, keypair: Any, *, nonce: int | None = None,
+                     period: int | None = None, wait_for_inclusion: bool = True,
                      wait_for_finalization: bool = True) -> ExtrinsicResult:
         async with self._lock():
             try:
@@ -355,7 +356,7 @@ class DevnetSubstrate:
             self._nonces.pop(ext.signer, None)  # a refused extrinsic does not consume its nonce
             error = _chain_error(exc)
             return ExtrinsicResult(success=False, message=error.message, error=error)
-        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ConnectionError, OSError) as exc:
             self._nonces.pop(ext.signer, None)
             raise ChainError(f"devnet RPC failed: {exc}") from exc
         return self._result(receipt)

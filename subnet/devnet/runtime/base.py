@@ -8,7 +8,8 @@ and only then writes, like the Rust pallets' `ensure!`-then-mutate style.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bittensor._generated.errors import ERRORS
 

@@ -25,7 +25,6 @@ from subnet.devnet import yuma
 from subnet.devnet.config import U16_MAX
 from subnet.devnet.runtime.chain import Runtime
 
-
 MAX_TEMPO = 50_400  # lib.rs: the BlocksSinceLastStep safety net fires past this
 
 

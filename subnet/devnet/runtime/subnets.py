@@ -22,7 +22,6 @@ from subnet.devnet.runtime.base import DispatchError, as_account, as_int, call
 from subnet.devnet.runtime.chain import NEURON_FIELDS, Runtime
 from subnet.devnet.runtime.epoch import initial_last_epoch_block
 
-
 ROOT = "<root>"  # the origin Sudo.sudo dispatches with
 
 # init_new_network sets these explicitly on every new subnet, over the runtime's initial values.
