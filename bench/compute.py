@@ -93,7 +93,7 @@ def worker_miner(preset: str, threads: int, windows: int) -> dict[str, Any]:
     from subnet.codec.sparseloco import Encoder
     from subnet.codec.wire import ArtifactHeader, write_artifact
     from subnet.config import ModelConfig, TrainConfig
-    from subnet.miner.loop import _cycle_batches
+    from subnet.miner.distributed import shard_batches as _cycle_batches
     from subnet.miner.state import MinerState
     from subnet.miner.train import inner_train
     from subnet.model.fragments import fragment_shapes
@@ -158,7 +158,7 @@ def worker_produce(preset: str, n_miners: int, out_dir: str) -> dict[str, Any]:
     from subnet.codec.sparseloco import Encoder
     from subnet.codec.wire import ArtifactHeader, write_artifact
     from subnet.config import ModelConfig, TrainConfig
-    from subnet.miner.loop import _cycle_batches
+    from subnet.miner.distributed import shard_batches as _cycle_batches
     from subnet.miner.train import inner_train
     from subnet.model.fragments import fragment_shapes
     from subnet.node.globalmodel import build_global_model
@@ -294,7 +294,8 @@ def worker_validator(preset: str, threads: int, art_dir: str, checkpoints: list[
                            "window_cpu_s": c_baseline + sum(p["total_cpu_s"] for p in per) + (cg - ce),
                            "download_bytes": sum(len(k["data"]) for k in kept), "peak_rss_mb": _rss_mb()})
     med = {k: statistics.median(p[k] for p in per) for k in per[0]}
-    return {"preset": preset, "threads": threads, "baseline_s": t_baseline, "baseline_cpu_s": c_baseline, "per_contribution": med,
+    return {"preset": preset, "threads": threads, "baseline_s": t_baseline, "baseline_cpu_s": c_baseline,
+            "per_contribution": med,
             "points": points, "rss_import_mb": rss_import, "rss_model_mb": rss_model, "peak_rss_mb": _rss_mb(),
             "total_params": sum(p.numel() for p in gm.model.parameters()),
             "pages_forwarded": (2 * scfg.n_assigned_batches + scfg.n_random_batches) * scfg.pow_batch_size
@@ -410,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--est-seq", type=int, default=2048, help="sequence length for the second activation estimate")
     ap.add_argument("--artifacts", default=None, help="keep/reuse the producer's artifacts under DIR/<preset>")
     ap.add_argument("--json", default=None, help="also write all results to this file")
-    ap.add_argument("--load", default=None, help="re-report measured results from earlier --json files (comma-separated, "
-                    "merged by preset and thread count)")
+    ap.add_argument("--load", default=None, help="re-report measured results from earlier --json files "
+                    "(comma-separated, merged by preset and thread count)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -496,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     for preset, r in results["measured"].items():
         for t, m in r["miner"].items():
             w = m["windows"][-1]
-            print(f"| {preset} | {m['total_params'] / 1e6:.2f}M ({m['fragment_params'] / 1e6:.2f}M, frag {m['fragment']}"
+            print(f"| {preset} | {m['total_params'] / 1e6:.2f}M ({m['fragment_params'] / 1e6:.2f}M, "
+                  f"frag {m['fragment']}"
                   f"/{m['n_fragments']}) | {t} | {w['window_s']:.2f} / {w['window_cpu_s']:.2f} s | "
                   f"{w['train_s'] / w['steps'] * 1e3:.0f} ms | "
                   f"{w['encode_s'] * 1e3:.0f} ms | {w['write_s'] * 1e3:.0f} ms | {w['save_s'] * 1e3:.0f} ms | "
@@ -504,18 +506,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['rss_import_mb']:.0f} MB | {m['rss_model_mb']:.0f} MB | {m['peak_rss_mb']:.0f} MB |")
     print("\n## Validator: per contribution = read_artifact + decode + score_contribution "
           "(medians); window = baseline + N contributions + copy detection + lead aggregation")
-    print("| preset | threads | per contribution wall (read / decode / score), CPU | baseline | miners | window wall / CPU | "
-          "copy det. | aggregation | downloads | peak RSS |")
+    print("| preset | threads | per contribution wall (read / decode / score), CPU | baseline | miners | "
+          "window wall / CPU | copy det. | aggregation | downloads | peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for preset, r in results["measured"].items():
         for t, v in r["validator"].items():
             pc_ = v["per_contribution"]
             for k, pt in enumerate(v["points"]):
                 head = (f"| {preset} | {t} | {pc_['total_s'] * 1e3:.0f} ms ({pc_['read_s'] * 1e3:.0f} / "
-                        f"{pc_['decode_s'] * 1e3:.0f} / {pc_['score_s'] * 1e3:.0f}), {pc_['total_cpu_s'] * 1e3:.0f} ms | "
+                        f"{pc_['decode_s'] * 1e3:.0f} / {pc_['score_s'] * 1e3:.0f}), "
+                        f"{pc_['total_cpu_s'] * 1e3:.0f} ms | "
                         f"{v['baseline_s'] * 1e3:.0f} ms "
                         if k == 0 else "| | | | ")
-                print(f"{head}| {pt['miners']} | {pt['window_s']:.1f} / {pt['window_cpu_s']:.1f} s | {pt['copy_s'] * 1e3:.0f} ms | "
+                print(f"{head}| {pt['miners']} | {pt['window_s']:.1f} / {pt['window_cpu_s']:.1f} s | "
+                      f"{pt['copy_s'] * 1e3:.0f} ms | "
                       f"{pt['aggregate_s'] * 1e3:.0f} ms ({pt['selected']} sel.) | "
                       f"{pt['download_bytes'] / 1e6:.2f} MB | {pt['peak_rss_mb']:.0f} MB |")
     results.setdefault("loadavg_end", os.getloadavg())
@@ -581,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
-    print("command: " + " ".join([".venv/bin/python", "bench/compute.py", *(argv if argv is not None else sys.argv[1:])]))
+    print("command: " + " ".join([".venv/bin/python", "bench/compute.py",
+                                  *(argv if argv is not None else sys.argv[1:])]))
     return 0
 
 

@@ -54,7 +54,7 @@ from subnet.data.manifest import shard_key  # noqa: E402
 from subnet.data.pages import TokenPages, load_pages  # noqa: E402
 from subnet.data.shards import ShardPages, load_manifest  # noqa: E402
 from subnet.data.split import split_sizes  # noqa: E402
-from subnet.miner.loop import _cycle_batches  # noqa: E402
+from subnet.miner.distributed import shard_batches as _cycle_batches  # noqa: E402
 from subnet.miner.train import inner_train  # noqa: E402
 from subnet.model.fragments import partition  # noqa: E402
 from subnet.model.presets import build_model, get_preset  # noqa: E402

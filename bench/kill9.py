@@ -5,7 +5,7 @@ Run: `.venv/bin/python bench/kill9.py --trials 20` (flags: `--help`). Scenarios:
 - `miner`: a child process saves MinerState in a loop (step i, EF buffer filled
   with i); SIGKILL at a random instant; MinerState.load must succeed and be
   self-consistent (the tensors belong to the step in the header).
-- `validator`: the same for ValidatorState (window i, seen[i]).
+- `validator`: the same for ValidatorState (window i, 2000 reference norms i + f).
 - `put`: a child process LocalDirStore.put()s two different real signed
   artifacts alternately under one key; after SIGKILL the object is absent or
   exactly one of them (read_artifact accepts it), and no temp file is listed.
@@ -74,11 +74,10 @@ def _child_validator(d: Path) -> None:
 
     print("ready", flush=True)
     i = 0
-    seen = {}
     while True:
         i += 1
-        seen = {i: {f"hk{j}": [float(i), float(j)] for j in range(2000)}}
-        ValidatorState(last_scored_window=i, last_weights_block=i * 10, weights_windows=i, seen=seen,
+        refs = {f: float(i + f) for f in range(1, 2001)}  # a large file, so a torn write would show
+        ValidatorState(last_scored_window=i, last_weights_block=i * 10, weights_windows=i, ref_norms=refs,
                        identity={"hotkey": "v"}).save(d)
 
 
@@ -156,7 +155,8 @@ def trial_miner(d: Path, rng: random.Random, max_delay_s: float = 1.5) -> TrialR
     consistent = (i > 0 and st.version == i and st.last_window_uploaded == i and set(st.ef) == {"w", "b"}
                   and all(bool((t == float(i)).all()) for t in st.ef.values()))
     tmp_left = len(list(d.glob(".*.tmp")))
-    return TrialResult(scenario="miner", kill_after_s=delay, outcome="complete" if consistent else f"FAIL: torn at step {i}",
+    return TrialResult(scenario="miner", kill_after_s=delay,
+                       outcome="complete" if consistent else f"FAIL: torn at step {i}",
                        detail={"step": i, "tmp_left": tmp_left})
 
 
@@ -171,9 +171,10 @@ def trial_validator(d: Path, rng: random.Random, max_delay_s: float = 1.0) -> Tr
     except Exception as e:  # noqa: BLE001
         return TrialResult(scenario="validator", kill_after_s=delay, outcome=f"FAIL: load raised {e!r}")
     i = st.last_scored_window
-    consistent = (st.last_weights_block == 10 * i and st.weights_windows == i and list(st.seen) == [i]
-                  and len(st.seen[i]) == 2000)
-    return TrialResult(scenario="validator", kill_after_s=delay, outcome="complete" if consistent else f"FAIL: torn at {i}",
+    consistent = (st.last_weights_block == 10 * i and st.weights_windows == i and len(st.ref_norms) == 2000
+                  and all(v == float(i + f) for f, v in st.ref_norms.items()))
+    return TrialResult(scenario="validator", kill_after_s=delay,
+                       outcome="complete" if consistent else f"FAIL: torn at {i}",
                        detail={"window": i})
 
 
@@ -193,11 +194,13 @@ def trial_put(d: Path, rng: random.Random, max_delay_s: float = 2.0, arts: tuple
     try:
         art = read_artifact(data, **kw)
     except ArtifactError as e:
-        return TrialResult(scenario="put", kill_after_s=delay, outcome=f"FAIL: half-written object ({type(e).__name__})")
+        return TrialResult(scenario="put", kill_after_s=delay,
+                           outcome=f"FAIL: half-written object ({type(e).__name__})")
     # sr25519 signatures are randomised, so the child's files differ from ours byte-wise: match the payload.
     want = {read_artifact(x, **kw).payload_sha256: name for x, name in ((a, "A"), (b, "B"))}
     which = want.get(art.payload_sha256, "?")
-    return TrialResult(scenario="put", kill_after_s=delay, outcome="complete" if which != "?" else "FAIL: unknown payload",
+    return TrialResult(scenario="put", kill_after_s=delay,
+                       outcome="complete" if which != "?" else "FAIL: unknown payload",
                        detail={"version": which, "base_version": art.header.base_version, "bytes": len(data)})
 
 

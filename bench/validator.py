@@ -1,37 +1,65 @@
-"""Validator cost and score fidelity, measured side by side on one model.
+"""Validator cost, score fidelity and proof of work, measured side by side on one model.
+
+Two scorings run in one process on the same updates, pages and base model:
+``plain`` = the network's ScoreConfig (subnet/node/config.py NETWORK_SCORE,
+``n_reference_batches=0, pow_z=0``), and ``reference`` = the labelled sweep
+NETWORK_SCORE with ``--reference-batches`` (default 8: the first-order term of
+every score taken from the window's reference held-out set; proof of work
+against the corrected control) and ``--pow-z`` (proof of work also past that
+many standard errors; subnet/validator/scoring.py).
 
 Prints:
   1. cost of scoring one contribution (decode + apply + eval batches + revert)
-     relative to one training step (fwd + bwd + AdamW) on the same model and
-     batch, medians over interleaved repeats; contributions scored per minute;
-  2. per-window validator cost for 4..64 miners (baseline shared, scoring,
-     pairwise copy detection);
-  3. score fidelity: Spearman correlation between the validator's few-batch
-     score and the improvement on a large disjoint held-out set, over a
-     population of simulated miners (different pages / H / lr) plus noise,
-     zero and lazy ones.
+     relative to one training step (fwd + bwd + AdamW on one batch), medians
+     over interleaved repeats, and the once-per-window baseline of each;
+  2. (``--scaling``) per-window cost for 4..64 miners;
+  3. score fidelity: Spearman between each scoring's score and the relative
+     improvement on a large held-out set (``--big-batches`` x 8 pages,
+     disjoint from every page the validator uses), over a population of
+     honest miners (H, lr varied, error feedback, 16 assigned pages) plus
+     noise, zero, wrong-pages and copied updates; repeated over several
+     held-out draws (a window each), mean and worst reported;
+  4. proof of work over ``--windows`` consecutive windows of a small
+     simulated run (the base model advances each window by the honest
+     miners' mean update): per behaviour, how often the proof-of-work check
+     passes (false passes for free-riders, false fails for honest miners).
 
-Run: .venv/bin/python bench/validator.py [--preset tiny] [--repeats 15] [--big-batches 64]
+Run: .venv/bin/python bench/validator.py [--windows 50] [--big-batches 64] [--scaling]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import sys
 import time
+from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
 
-from subnet.codec.sparseloco import CodecConfig, Encoder, EncodedUpdate, decode
+from subnet.codec.sparseloco import CodecConfig, EncodedUpdate, Encoder, decode, decode_sparse
+from subnet.config import TrainConfig
 from subnet.data.config import DataConfig
 from subnet.data.pages import load_pages
 from subnet.model.fragments import fragment_shapes, fragment_state, partition, trainable_parameters
 from subnet.model.presets import build_model, get_preset
+from subnet.node.config import NETWORK_SCORE
 from subnet.validator.copydetect import Submission, find_copies
-from subnet.validator.scoring import ScoreConfig, applied, compute_baseline, mean_loss, page_batches, score_contribution
+from subnet.validator.scoring import (
+    ScoreConfig,
+    applied,
+    compute_baseline,
+    mean_loss,
+    page_batches,
+    score_contribution,
+)
+
+PAGES_PER_MINER = 16  # ProtocolConfig.pages_per_miner
+HELDOUT_PER_WINDOW = 16  # ProtocolConfig.heldout_per_window
+VALIDATOR_HELDOUT = 210  # held-out pages [0, 210) are the validator's to draw from; the rest is the reference truth
 
 
 def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: torch.Tensor) -> None:
@@ -63,167 +91,378 @@ def _spearman(x: list[float], y: list[float]) -> float:
     return cov / den if den else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--batch", type=int, default=8, help="pages per batch (train step and each eval batch)")
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--pretrain", type=int, default=40, help="base-model AdamW steps before the window")
-    ap.add_argument("--big-batches", type=int, default=64, help="batches in the large held-out reference set")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--assigned-batches", type=int, default=1)
-    ap.add_argument("--heldout-batches", type=int, default=1)
-    ap.add_argument("--random-batches", type=int, default=1, help="0 = held-out-only proof-of-work control")
-    ap.add_argument("--pow-batch", type=int, default=4, help="pages per assigned/random batch")
-    ap.add_argument("--skip-scaling", action="store_true", help="skip the 4..64 miner table")
-    ap.add_argument("--verbose", action="store_true", help="print every population member")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    rng = random.Random(args.seed)
-    B = args.batch
+class Sim:
+    """One base model, its fragments, the corpus, and miners that train the way subnet/miner does."""
 
-    pages = load_pages(DataConfig(vocab_size=get_preset(args.preset).vocab_size))
-    model = build_model(args.preset, seed=args.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for s in range(args.pretrain):
-        _step(model, opt, pages.batch(range(s * B, s * B + B)))
-    base = {k: v.clone() for k, v in model.state_dict().items()}
-    frag = partition(model, 1)[0]
-    params = trainable_parameters(model, frag)
-    shapes = fragment_shapes(model, frag)
-    codec = CodecConfig()
-    cfg = ScoreConfig(eval_lr=1.0, batch_size=B, pow_batch_size=args.pow_batch, n_assigned_batches=args.assigned_batches,
-                      n_heldout_batches=args.heldout_batches, n_random_batches=args.random_batches)
-    n_params = sum(p.numel() for p in params.values())
+    def __init__(self, preset: str, n_fragments: int, pretrain: int, seed: int) -> None:
+        self.pages = load_pages(DataConfig(vocab_size=get_preset(preset).vocab_size))
+        self.model = build_model(preset, seed=seed)
+        self.preset, self.seed = preset, seed
+        opt = torch.optim.AdamW(self.model.parameters(), lr=3e-3)
+        for s in range(pretrain):
+            _step(self.model, opt, self.pages.batch(range(s * 8, s * 8 + 8)))
+        self.fragments = partition(self.model, n_fragments)
+        self.shapes = [fragment_shapes(self.model, f) for f in self.fragments]
+        self.codec = CodecConfig()
+        self.tc = TrainConfig()
+        self.base = {k: v.clone() for k, v in self.model.state_dict().items()}
 
-    def train(pg: list[int], steps: int, lr: float) -> dict[str, torch.Tensor]:
-        model.load_state_dict(base)
-        start = fragment_state(model, frag)
-        o = torch.optim.AdamW(model.parameters(), lr=lr)
+    def params(self, frag: int) -> dict[str, torch.Tensor]:
+        return trainable_parameters(self.model, self.fragments[frag])
+
+    def train(self, frag: int, pages: list[int], steps: int, lr: float) -> dict[str, torch.Tensor]:
+        """H AdamW steps on one fragment (TrainConfig's betas, weight decay, clip) from the base; start - end."""
+        tc, f = self.tc, self.fragments[frag]
+        self.model.load_state_dict(self.base)
+        params = trainable_parameters(self.model, f)
+        start = fragment_state(self.model, f)
+        flags = {n: p.requires_grad for n, p in self.model.named_parameters()}
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in params)
+        opt = torch.optim.AdamW(list(params.values()), lr=lr, betas=(tc.beta1, tc.beta2),
+                                weight_decay=tc.weight_decay)
+        bs = tc.batch_size
         for h in range(steps):
-            _step(model, o, pages.batch([pg[(h * B + i) % len(pg)] for i in range(B)]))
-        end = fragment_state(model, frag)
-        model.load_state_dict(base)
+            batch = self.pages.batch([pages[(h * bs + i) % len(pages)] for i in range(bs)])
+            logits = self.model(input_ids=batch[:, :-1]).logits
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(params.values()), tc.grad_clip)
+            opt.step()
+        end = fragment_state(self.model, f)
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(flags[n])
+        self.model.load_state_dict(self.base)
         return {k: start[k] - end[k] for k in start}
 
-    n_val_held = B * cfg.n_heldout_batches
-    held = page_batches(pages, range(n_val_held), "heldout", B, cfg.n_heldout_batches)
-    P = cfg.pow_batch_size
-    rand = (page_batches(pages, range(12000, 12000 + P * cfg.n_random_batches), "train", P, cfg.n_random_batches)
-            if cfg.n_random_batches else [])
-    assigned_pages = lambda m: list(range(1000 + 160 * m, 1000 + 160 * m + 64))  # noqa: E731
+    def advance(self, deltas: list[tuple[int, dict[str, torch.Tensor]]]) -> None:
+        """The outer step: per fragment, the mean of the given dense updates at outer lr 1."""
+        by_frag: dict[int, list[dict[str, torch.Tensor]]] = defaultdict(list)
+        for frag, d in deltas:
+            by_frag[frag].append(d)
+        with torch.no_grad():
+            named = dict(self.model.named_parameters())
+            for _, ds in by_frag.items():
+                for name in ds[0]:
+                    named[name].sub_(sum(d[name] for d in ds) / len(ds))
+        self.base = {k: v.clone() for k, v in self.model.state_dict().items()}
 
-    # 1. cost of one contribution vs one training step (interleaved, medians) -------------------
-    enc = Encoder(shapes, codec).encode(train(assigned_pages(0), 4, 1e-3))
-    assigned = page_batches(pages, assigned_pages(0), "train", P, cfg.n_assigned_batches)
-    t_base0 = time.perf_counter()
-    baseline = compute_baseline(model, held, rand)
-    t_baseline = time.perf_counter() - t_base0
-    train_model = build_model(args.preset, seed=args.seed)
-    train_model.load_state_dict(base)
+
+def _noise_like(update: EncodedUpdate, seed: int) -> list:
+    """Random values on the same support with the same per-tensor norm (a lazy miner a norm check cannot see)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in decode_sparse(update):
+        r = torch.randn(t.values.shape, generator=g)
+        out.append(dataclasses.replace(t, values=r * (t.values.norm() / r.norm().clamp_min(1e-12))))
+    return out
+
+
+class Window:
+    """One window's validator inputs (held-out draw, reference set, control pages) and both baselines."""
+
+    def __init__(self, sim: Sim, rng: random.Random, cfgs: dict[str, ScoreConfig], exclude: set[int]) -> None:
+        cfg = cfgs["reference"]
+        held_pages = rng.sample(range(VALIDATOR_HELDOUT), HELDOUT_PER_WINDOW)
+        ref_pages = rng.sample(range(VALIDATOR_HELDOUT), cfg.batch_size * max(1, cfg.n_reference_batches))
+        ctrl = [p for p in rng.sample(range(sim.pages.n_train), 64) if p not in exclude]
+        self.held = page_batches(sim.pages, held_pages, "heldout", cfg.batch_size, cfg.n_heldout_batches)
+        self.rand = page_batches(sim.pages, ctrl, "train", cfg.pow_batch_size, cfg.n_random_batches)
+        self.ref = page_batches(sim.pages, ref_pages, "heldout", cfg.batch_size, max(1, cfg.n_reference_batches))
+        self.sim, self.cfgs = sim, cfgs
+        self.seconds: dict[str, float] = {}
+        self.baselines = {}
+        by_kind: dict[bool, object] = {}  # configs differing only in assigned pages or thresholds share a baseline
+        for name, c in cfgs.items():
+            t0 = time.perf_counter()
+            kind = c.n_reference_batches > 0
+            if kind not in by_kind:
+                by_kind[kind] = compute_baseline(sim.model, self.held, self.rand, reference=self.ref if kind else ())
+            self.baselines[name] = by_kind[kind]
+            self.seconds[name] = time.perf_counter() - t0
+
+    def score(self, name: str, frag: int, update, assigned_pages: list[int]):
+        cfg = self.cfgs[name]
+        assigned = page_batches(self.sim.pages, assigned_pages, "train", cfg.pow_batch_size, cfg.n_assigned_batches)
+        return score_contribution(self.sim.model, self.sim.params(frag), update, cfg, assigned, self.held,
+                                  self.rand, self.baselines[name])
+
+
+def _cost(sim: Sim, cfgs: dict[str, ScoreConfig], repeats: int, rng: random.Random) -> None:
+    pages = list(range(1000, 1000 + PAGES_PER_MINER))
+    enc = Encoder(sim.shapes[0], sim.codec).encode(sim.train(0, pages, sim.tc.inner_steps, sim.tc.lr))
+    win = Window(sim, rng, cfgs, set(pages))
+    train_model = build_model(sim.preset, seed=sim.seed)
+    train_model.load_state_dict(sim.base)
     train_opt = torch.optim.AdamW(train_model.parameters(), lr=1e-4)
-    batch = pages.batch(range(B))
-    t_train, t_score, t_apply = [], [], []
-    for _ in range(args.repeats):
+    batch = sim.pages.batch(range(8))
+    t: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):  # interleaved
         t0 = time.perf_counter()
         _step(train_model, train_opt, batch)
-        t_train.append(time.perf_counter() - t0)
+        t["train"].append(time.perf_counter() - t0)
+        for name in cfgs:
+            t0 = time.perf_counter()
+            win.score(name, 0, enc, pages)
+            t[name].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        score_contribution(model, params, enc, cfg, assigned, held, rand, baseline)
-        t_score.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        with applied(params, enc, cfg.eval_lr):
+        with applied(sim.params(0), decode_sparse(enc), 1.0):
             pass
-        t_apply.append(time.perf_counter() - t0)
-    med_train, med_score, med_apply = (statistics.median(t) for t in (t_train, t_score, t_apply))
-    print(f"# validator bench: preset={args.preset} ({n_params / 1e6:.2f}M params, F=1), batch={B}x{pages.page_len} "
-          f"tokens, eval batches assigned/heldout/random = {cfg.n_assigned_batches}x{P}/"
-          f"{cfg.n_heldout_batches}x{B}/{cfg.n_random_batches}x{P} pages, codec chunk={codec.chunk} topk={codec.topk} bits={codec.value_bits}, "
-          f"threads=1, repeats={args.repeats}")
-    print()
-    print("| quantity | median |")
-    print("|---|---|")
-    print(f"| training step (fwd+bwd+AdamW) | {med_train * 1e3:.1f} ms |")
-    print(f"| score one contribution (decode+apply+eval+revert; pages forwarded: "
-          f"{(2 * cfg.n_assigned_batches + cfg.n_random_batches) * P + cfg.n_heldout_batches * B}) | {med_score * 1e3:.1f} ms |")
-    print(f"| of which decode+apply+revert | {med_apply * 1e3:.1f} ms |")
-    print(f"| **score / train step** | **{med_score / med_train:.2f}** (target <= 1) |")
-    print(f"| contributions scored per minute | {60 / med_score:.0f} |")
-    print(f"| window baseline (once per window) | {t_baseline * 1e3:.1f} ms |")
+        t["apply"].append(time.perf_counter() - t0)
+    for _ in range(max(1, repeats // 5)):
+        w = Window(sim, rng, cfgs, set(pages))
+        for name in cfgs:
+            t[f"baseline {name}"].append(w.seconds[name])
+    med = {k: statistics.median(v) for k, v in t.items()}
+    c = cfgs["reference"]
+    print("| quantity | plain | reference |")
+    print("|---|---|---|")
+    print(f"| training step (fwd+bwd+AdamW, {sim.tc.batch_size} pages) | {med['train'] * 1e3:.1f} ms | (same) |")
+    print(f"| score one contribution (decode+apply+eval+revert) | {med['plain'] * 1e3:.1f} ms | "
+          f"{med['reference'] * 1e3:.1f} ms |")
+    print(f"| of which sparse apply+revert | {med['apply'] * 1e3:.1f} ms | (same) |")
+    print(f"| **score / train step** | **{med['plain'] / med['train']:.2f}** | "
+          f"**{med['reference'] / med['train']:.2f}** |")
+    print(f"| window baseline (once per window; reference: fwd+bwd over {c.n_heldout_batches}x{c.batch_size} held-out, "
+          f"{c.n_random_batches}x{c.pow_batch_size} control, {c.n_reference_batches}x{c.batch_size} reference pages) | "
+          f"{med['baseline plain'] * 1e3:.0f} ms | {med['baseline reference'] * 1e3:.0f} ms |")
+    for n in (16, 64, 256):
+        per = {k: med[k] + med[f"baseline {k}"] / n for k in cfgs}
+        print(f"| per contribution incl. baseline share, {n} miners / train step | {per['plain'] / med['train']:.2f} | "
+              f"{per['reference'] / med['train']:.2f} |")
     print()
 
-    # 2. per-window cost vs number of miners -----------------------------------------------------
-    pool: list[EncodedUpdate] = [enc] + [Encoder(shapes, codec).encode(train(assigned_pages(m), 2, 1e-3))
-                                         for m in range(1, 4)]
+
+def _scaling(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random) -> None:
+    cfg = cfgs["reference"]
+    pool = [Encoder(sim.shapes[0], sim.codec).encode(sim.train(0, list(range(2000 + 16 * m, 2016 + 16 * m)), 2, 1e-3))
+            for m in range(4)]
     print("| miners | baseline | scoring | copy detection | window total | per miner |")
     print("|---|---|---|---|---|---|")
-    for n in () if args.skip_scaling else (4, 16, 64):
+    for n in (4, 16, 64):
         updates = []
         for i in range(n):  # distinct payloads: re-encode pool members with a little noise
             d = decode(pool[i % len(pool)])
             g = torch.Generator().manual_seed(i)
-            updates.append(Encoder(shapes, codec).encode(
+            updates.append(Encoder(sim.shapes[0], sim.codec).encode(
                 {k: v + 0.5 * v.abs().mean() * torch.randn(v.shape, generator=g) for k, v in d.items()}))
         t0 = time.perf_counter()
-        bl = compute_baseline(model, held, rand)
+        win = Window(sim, rng, {"reference": cfg}, set())
         t1 = time.perf_counter()
         for i, u in enumerate(updates):
-            a = page_batches(pages, assigned_pages(i % 60), "train", P, cfg.n_assigned_batches)
-            score_contribution(model, params, u, cfg, a, held, rand, bl)
+            win.score("reference", 0, u, list(range(3000 + 16 * i, 3016 + 16 * i)))
         t2 = time.perf_counter()
-        subs = [Submission(uid=i, hotkey=str(i), fragment=0, first_seen=float(i), commit_block=0, update=u)
-                for i, u in enumerate(updates)]
-        find_copies(subs)
+        find_copies([Submission(uid=i, hotkey=str(i), fragment=0, first_seen=float(i), commit_block=0, update=u)
+                     for i, u in enumerate(updates)])
         t3 = time.perf_counter()
         print(f"| {n} | {(t1 - t0):.2f} s | {(t2 - t1):.2f} s | {(t3 - t2):.2f} s | {(t3 - t0):.2f} s | "
               f"{(t3 - t0) / n * 1e3:.0f} ms |")
     print()
 
-    # 3. score fidelity --------------------------------------------------------------------------
-    big = page_batches(pages, range(n_val_held, n_val_held + args.big_batches * B), "heldout", B, args.big_batches)
-    big_before = mean_loss(model, big)
-    population: list[tuple[str, object, int]] = []
-    for m in range(16):
-        steps, lr = rng.choice([2, 4, 8]), rng.choice([3e-4, 1e-3, 3e-3])
-        population.append((f"honest H={steps} lr={lr:g}", Encoder(shapes, codec).encode(
-            train(assigned_pages(m), steps, lr)), m))
-    dense_ref = decode(pool[0])
+
+def _fidelity(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, args: argparse.Namespace) -> None:
+    big = page_batches(sim.pages, range(VALIDATOR_HELDOUT, VALIDATOR_HELDOUT + 8 * args.big_batches), "heldout", 8,
+                       args.big_batches)
+    big_before = mean_loss(sim.model, big)
+    n_frag = len(sim.fragments)
+    members: list[tuple[str, int, object, list[int]]] = []  # kind, fragment, update, pages it is scored on
+    own: dict[int, list[int]] = {}
+    for m in range(args.members):
+        steps, lr = rng.choice([2, 5, 10]), rng.choice([5e-4, 1e-3, 2e-3])
+        frag = m % n_frag
+        own[m] = list(range(1000 + PAGES_PER_MINER * m, 1000 + PAGES_PER_MINER * (m + 1)))
+        enc = Encoder(sim.shapes[frag], sim.codec)
+        if m % 2 == 0:  # half carry an error-feedback buffer from a previous window (as a running miner does)
+            enc.encode(sim.train(frag, [p + 5000 for p in own[m]], steps, lr))
+        members.append((f"honest H={steps} lr={lr:g}", frag, enc.encode(sim.train(frag, own[m], steps, lr)), own[m]))
+    honest_upd = [m for m in members]
     for j in range(4):
-        g = torch.Generator().manual_seed(100 + j)
-        noise = {k: torch.randn(v.shape, generator=g) * (v != 0) for k, v in dense_ref.items()}
-        noise = {k: n * (dense_ref[k].norm() / n.norm().clamp_min(1e-12)) for k, n in noise.items()}
-        population.append(("noise", noise, 20 + j))
+        k, frag, upd, _ = honest_upd[j]
+        members.append(("noise", frag, _noise_like(upd, 100 + j), list(range(8000 + 16 * j, 8016 + 16 * j))))
     for j in range(2):
-        population.append(("zero", {k: torch.zeros(s) for k, s in shapes.items()}, 30 + j))
-    for j in range(2):  # lazy: trained on pages it was not assigned
-        population.append(("lazy", Encoder(shapes, codec).encode(train(list(range(9000 + 64 * j, 9064 + 64 * j)), 4,
-                                                                        1e-3)), 40 + j))
-    scores, raw, truth = [], [], []
-    for kind, upd, m in population:
-        a = page_batches(pages, assigned_pages(m), "train", P, cfg.n_assigned_batches)
-        s = score_contribution(model, params, upd, cfg, a, held, rand, baseline)
-        with applied(params, upd, cfg.eval_lr):  # type: ignore[arg-type]
-            after = mean_loss(model, big)
-        scores.append(s.score)
-        raw.append(s.heldout_improvement if s.reason != "empty update" else 0.0)
-        truth.append((big_before - after) / big_before)
-        if args.verbose:
-            print(f"  {kind:28s} score={s.score:+.5f} raw={raw[-1]:+.5f} ref={truth[-1]:+.5f} "
-                  f"own={s.assigned_improvement:+.5f} ctrl={s.control_improvement:+.5f} {s.reason}")
-    honest = [i for i, p in enumerate(population) if p[0].startswith("honest")]
-    print(f"| fidelity (n={len(population)}: 16 honest, 4 noise, 2 zero, 2 lazy; reference = "
-          f"{args.big_batches} held-out batches disjoint from the validator's) | Spearman |")
-    print("|---|---|")
-    print(f"| validator score ({cfg.n_heldout_batches} held-out batch(es), PoW-gated) vs reference | {_spearman(scores, truth):.3f} |")
-    print(f"| raw few-batch held-out improvement vs reference | {_spearman(raw, truth):.3f} |")
-    print(f"| honest only: few-batch improvement vs reference | "
-          f"{_spearman([raw[i] for i in honest], [truth[i] for i in honest]):.3f} |")
-    pow_fail = sum(1 for i in honest if scores[i] == 0.0 and raw[i] > 0)
-    print(f"| honest miners failing proof of work | {pow_fail}/{len(honest)} |")
-    lazy_pass = sum(1 for i, p in enumerate(population) if p[0] == "lazy" and scores[i] > 0)
-    print(f"| lazy miners passing proof of work | {lazy_pass}/2 |")
+        members.append(("zero", j % n_frag, [dataclasses.replace(t, values=torch.zeros_like(t.values))
+                                             for t in decode_sparse(honest_upd[j][2])], own[j]))
+    for j in range(2):
+        frag = j % n_frag
+        wrong = list(range(9000 + 16 * j, 9016 + 16 * j))
+        members.append(("wrong_pages", frag, Encoder(sim.shapes[frag], sim.codec).encode(
+            sim.train(frag, wrong, sim.tc.inner_steps, sim.tc.lr)), list(range(8500 + 16 * j, 8516 + 16 * j))))
+    for j in range(2):  # a copy of an honest update, scored on the copier's own assignment
+        _, frag, upd, _ = honest_upd[2 + j]
+        members.append(("copied", frag, upd, list(range(8700 + 16 * j, 8716 + 16 * j))))
+    truth = []
+    for _, frag, upd, _ in members:
+        with applied(sim.params(frag), upd if not isinstance(upd, EncodedUpdate) else decode_sparse(upd), 1.0):
+            truth.append((big_before - mean_loss(sim.model, big)) / big_before)
+    exclude = {p for *_, pg in members for p in pg}
+    rows: dict[str, list[float]] = defaultdict(list)
+    honest = [i for i, m in enumerate(members) if m[0].startswith("honest")]
+    for d in range(args.draws):
+        win = Window(sim, rng, cfgs, exclude)
+        for name in cfgs:
+            res = [win.score(name, frag, upd, pg) for _, frag, upd, pg in members]
+            scores = [r.score for r in res]
+            est = [r.estimated_improvement if r.reason != "empty update" else 0.0 for r in res]
+            rows[f"{name} score"].append(_spearman(scores, truth))
+            rows[f"{name} estimate"].append(_spearman(est, truth))
+            rows[f"{name} honest"].append(_spearman([est[i] for i in honest], [truth[i] for i in honest]))
+            if args.verbose and d == 0:
+                for (kind, *_), r, tr in zip(members, res, truth):
+                    print(f"  {name:9s} {kind:24s} score={r.score:+.5f} est={r.estimated_improvement:+.5f} "
+                          f"meas={r.heldout_improvement:+.5f} ref={tr:+.5f} own={r.assigned_improvement:+.5f} "
+                          f"ctrl={r.control_improvement:+.5f} {r.reason}")
+    kinds = defaultdict(int)
+    for m in members:
+        kinds[m[0].split(" ")[0]] += 1
+    print(f"| fidelity: Spearman vs the improvement on {args.big_batches}x8 held-out pages disjoint from the "
+          f"validator's (n={len(members)}: {', '.join(f'{v} {k}' for k, v in kinds.items())}; "
+          f"{args.draws} held-out draws) | plain mean (worst) | reference mean (worst) |")
+    print("|---|---|---|")
+    labels = {"score": "score (what enters the competition; proof-of-work gated)",
+              "estimate": "measured improvement, ungated, all members", "honest": "honest members only"}
+    for key, label in labels.items():
+        p, r = rows[f"plain {key}"], rows[f"reference {key}"]
+        print(f"| {label} | {statistics.fmean(p):.3f} ({min(p):.3f}) | {statistics.fmean(r):.3f} ({min(r):.3f}) |")
     print()
-    print("command: " + " ".join([".venv/bin/python", "bench/validator.py", *(argv if argv is not None else sys.argv[1:])]))
+
+
+def _plain_pow(r, cfg: ScoreConfig) -> tuple[bool, float]:
+    """The pre-issue-10 decision from the same measurement: ratio test on the uncorrected control, no t test."""
+    n_h, n_r = cfg.n_heldout_batches, cfg.n_random_batches
+    ctrl = ((r.heldout_improvement * n_h + r.random_improvement * n_r) / (n_h + n_r) if n_r
+            else r.heldout_improvement)
+    ok = r.assigned_improvement > ctrl + cfg.pow_ratio * abs(ctrl) + cfg.pow_margin
+    return ok, (r.heldout_improvement if ok else min(0.0, r.heldout_improvement))
+
+
+def _proof_of_work(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, windows: int, n_honest: int,
+                   out: str | None) -> None:
+    """A short run: honest miners (error feedback kept) advance the model; free-riders ride along; count PoW passes.
+
+    Every window each free-rider kind is tried twice (two assignments). The
+    plain decision is derived from the same measurement as the reference one
+    (same after-losses; only the control and the test differ), so both
+    columns judge identical bytes on identical pages.
+    """
+    n_frag = len(sim.fragments)
+    encoders = {(h, f): Encoder(sim.shapes[f], sim.codec) for h in range(n_honest) for f in range(n_frag)}
+    sweeps = {"8 assigned pages (NETWORK_SCORE)": cfgs["reference"],
+              "16 assigned pages": dataclasses.replace(cfgs["reference"], n_assigned_batches=4)}
+    records: list[dict] = []
+    stale: list[tuple[int, object, list[int]]] = []
+    tc = sim.tc
+    n_chunks = n_honest * n_frag + 7
+    for w in range(windows):
+        used = rng.sample(range(sim.pages.n_train), PAGES_PER_MINER * n_chunks)
+        chunks = [used[i * PAGES_PER_MINER:(i + 1) * PAGES_PER_MINER] for i in range(n_chunks)]
+        frag_w = w % n_frag  # the free-riders' fragment this window
+        entries: list[tuple[str, int, object, list[int]]] = []
+        dense_honest: list[tuple[int, dict[str, torch.Tensor]]] = []
+        for h in range(n_honest):
+            for f in range(n_frag):
+                pages = chunks[h * n_frag + f]
+                enc = encoders[(h, f)].encode(sim.train(f, pages, tc.inner_steps, tc.lr))
+                entries.append(("honest", f, enc, pages))
+                dense_honest.append((f, decode(enc, sim.shapes[f])))
+        victim = next(e for e in entries if e[1] == frag_w)
+        k = n_honest * n_frag
+        wrong = Encoder(sim.shapes[frag_w], sim.codec).encode(sim.train(frag_w, chunks[k], tc.inner_steps, tc.lr))
+        for j in range(2):
+            entries.append(("wrong_pages", frag_w, wrong, chunks[k + 1 + j]))
+            entries.append(("lazy (noise)", frag_w, _noise_like(victim[2], 2 * w + j), chunks[k + 3 + j]))
+            entries.append(("copied", frag_w, victim[2], chunks[k + 5 + j] if j else chunks[k]))
+        # last window's honest updates, scored one version late on their own pages
+        entries += [("honest, 1 version stale", f, upd, pages) for f, upd, pages in stale]
+        win = Window(sim, rng, {**cfgs, **sweeps}, set(used))
+        for kind, f, upd, pages in entries:
+            rec: dict = {"window": w, "kind": kind}
+            for sname in sweeps:
+                r = win.score(sname, f, upd, pages)
+                plain_ok, plain_score = _plain_pow(r, sweeps[sname])
+                rec[sname] = {"pow": r.proof_of_work, "score": r.score, "t": r.pow_t, "own": r.assigned_improvement,
+                              "control": r.control_improvement, "plain_pow": plain_ok, "plain_score": plain_score}
+            records.append(rec)
+        stale = [(f, upd, pages) for kind, f, upd, pages in entries if kind == "honest"]
+        sim.advance(dense_honest)
+    if out:
+        import json
+        with open(out, "w") as fh:
+            json.dump({"windows": windows, "n_fragments": n_frag, "records": records}, fh, indent=0, default=float)
+    kinds = list(dict.fromkeys(r["kind"] for r in records))
+    z = cfgs["reference"].pow_z
+    for sname in sweeps:
+        print(f"| proof of work, {sname} ({windows} windows, F={n_frag}; {n_honest} honest miner(s) per fragment "
+              f"advance the model) | tries | plain: passes / earns | reference (pow_z={z:g}): passes / earns | "
+              f"target | t min / median / max | own/control median |")
+        print("|---|---|---|---|---|---|---|")
+        for kind in kinds:
+            rs = [r[sname] for r in records if r["kind"] == kind]
+            n = len(rs)
+            honest = kind.startswith("honest")
+            pp, pe = sum(r["plain_pow"] for r in rs), sum(r["plain_score"] > 0 for r in rs)
+            rp, re_ = sum(r["pow"] for r in rs), sum(r["score"] > 0 for r in rs)
+            # cell is called only within this iteration (the print below), so the late binding of n is harmless.
+            cell = ((lambda x: f"{x}/{n} ({n - x} false fails)") if honest  # noqa: B023
+                    else (lambda x: f"{x}/{n}"))  # noqa: B023
+            ts = sorted(r["t"] for r in rs if r["t"] == r["t"])
+            ratios = [r["own"] / r["control"] for r in rs if r["control"]]
+            print(f"| {kind} | {n} | {cell(pp)} / {pe} | {cell(rp)} / {re_} | "
+                  f"{'false fails <= 1%' if honest else 'passes 0'} | "
+                  f"{ts[0]:.1f} / {statistics.median(ts):.1f} / {ts[-1]:.1f} | {statistics.median(ratios):.2f} |")
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--fragments", type=int, default=2, help="F (ModelConfig.n_fragments default)")
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--pretrain", type=int, default=40, help="base-model AdamW steps before the first window")
+    ap.add_argument("--big-batches", type=int, default=64, help="batches of 8 pages in the large held-out reference")
+    ap.add_argument("--members", type=int, default=16, help="honest miners in the fidelity population")
+    ap.add_argument("--draws", type=int, default=3, help="held-out draws (windows) the fidelity is measured over")
+    ap.add_argument("--windows", type=int, default=25,
+                    help="windows of the proof-of-work run (each free-rider kind is tried twice a window)")
+    ap.add_argument("--reference-batches", type=int, default=8,
+                    help="sweep: n_reference_batches of the reference scoring")
+    ap.add_argument("--pow-z", type=float, default=None,
+                    help="sweep: the reference scoring's pow_z (default: NETWORK_SCORE's)")
+    ap.add_argument("--pow-out", default=None, help="write every proof-of-work try (JSON) here")
+    ap.add_argument("--honest", type=int, default=1, help="honest miners per fragment in the proof-of-work run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sections", default="cost,fidelity,pow", help="comma-separated: cost,fidelity,pow")
+    ap.add_argument("--scaling", action="store_true", help="also print the 4..64 miner table")
+    ap.add_argument("--verbose", action="store_true", help="print every fidelity population member")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    rng = random.Random(args.seed)
+    t_start = time.perf_counter()
+    cfgs = {"plain": dataclasses.replace(NETWORK_SCORE, n_reference_batches=0, pow_z=0.0),
+            "reference": dataclasses.replace(NETWORK_SCORE, n_reference_batches=args.reference_batches,
+                                             pow_z=NETWORK_SCORE.pow_z if args.pow_z is None else args.pow_z)}
+    sim = Sim(args.preset, args.fragments, args.pretrain, args.seed)
+    n_params = sum(p.numel() for p in sim.model.parameters())
+    c = NETWORK_SCORE
+    print(f"# validator bench: preset={args.preset} ({n_params / 1e6:.2f}M params, F={args.fragments}), "
+          f"NETWORK_SCORE: assigned/heldout/random = {c.n_assigned_batches}x{c.pow_batch_size}/"
+          f"{c.n_heldout_batches}x{c.batch_size}/{c.n_random_batches}x{c.pow_batch_size} pages, "
+          f"reference {c.n_reference_batches}x{c.batch_size} pages, pow_ratio={c.pow_ratio}; miners: "
+          f"TrainConfig H={sim.tc.inner_steps} lr={sim.tc.lr:g} batch={sim.tc.batch_size}, "
+          f"codec chunk={sim.codec.chunk} topk={sim.codec.topk} bits={sim.codec.value_bits}; threads=1")
+    print()
+    sections = set(args.sections.split(","))
+    if "cost" in sections:
+        _cost(sim, cfgs, args.repeats, rng)
+    if args.scaling:
+        _scaling(sim, cfgs, rng)
+    if "fidelity" in sections:
+        _fidelity(sim, cfgs, rng, args)
+    if "pow" in sections:
+        _proof_of_work(sim, cfgs, rng, args.windows, args.honest, args.pow_out)
+    print(f"took {time.perf_counter() - t_start:.0f} s")
+    print("command: " + " ".join([".venv/bin/python", "bench/validator.py",
+                                  *(argv if argv is not None else sys.argv[1:])]))
     return 0
 
 

@@ -19,6 +19,7 @@ import boto3
 import numpy as np
 import pytest
 import torch
+from test_storage_s3 import _aws_env, moto_endpoint  # noqa: F401 - fixtures reused, not copied
 
 from subnet.data.build import build_shards
 from subnet.data.cache import CacheLimits, ShardCache
@@ -36,7 +37,7 @@ from subnet.data.shards import ShardPages, load_manifest
 from subnet.data.source import PageSource
 from subnet.data.split import heldout_exposure, min_heldout_pages, split_sizes
 from subnet.errors import ConfigError, DataError
-from subnet.miner.loop import _cycle_batches
+from subnet.miner.distributed import shard_batches as _cycle_batches
 from subnet.node.config import DataFlags
 from subnet.node.peerstores import PeerStores
 from subnet.node.runtime import load_data
@@ -45,7 +46,6 @@ from subnet.protocol.assignment import AssignmentParams, assign_all, heldout_pag
 from subnet.storage import LocationPolicy, open_store
 from subnet.validator.loop import CONTROL_UID
 from subnet.validator.scoring import page_batches
-from test_storage_s3 import _aws_env, moto_endpoint  # noqa: F401 - fixtures reused, not copied
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "tessera-shards"
@@ -129,7 +129,7 @@ def test_miner_and_validator_pages_match_local_array(local: TokenPages, built, t
             checked += len(got)
         held = heldout_pages(seed_next, p)  # the validator's sets, as ValidatorLoop.score_window draws them
         assigned = {pg for a in assignments.values() for pg in a.pages}
-        control = random_pages(seed, CONTROL_UID, p, 16, exclude=assigned)
+        control = random_pages(seed_next, CONTROL_UID, p, 16, exclude=assigned)
         for idx, split in ((held, "heldout"), (control, "train"), (assignments[3].pages, "train")):
             got = [_digest(b) for b in page_batches(validator, idx, split, 8, 2)]
             assert got == [_digest(b) for b in page_batches(local, idx, split, 8, 2)]
@@ -277,6 +277,7 @@ def test_cli_build_to_a_directory(tmp_path: Path) -> None:
 def test_a_miner_runtime_on_the_devnet_takes_its_pages_from_the_shards(built, tmp_path: Path) -> None:
     """The neuron's own path: flags -> NodeRuntime.build -> load_data -> ShardPages (no corpus, no tokenizer)."""
     from harness.devnet import bootstrap, running_devnet
+
     from subnet.config import parse_config
     from subnet.node.config import MinerNeuronConfig
     from subnet.node.runtime import NodeRuntime
@@ -322,8 +323,8 @@ def test_an_instant_store_under_cache_churn_serves_exact_pages(tmp_path: Path) -
                              train_shards=tuple(hashes["train"]), heldout_shards=tuple(hashes["heldout"]))
     store.put(manifest_key(manifest.sha256), manifest.to_bytes())
     reader = open_peer((tmp_path / "store").as_uri(), LocationPolicy.devnet())
-    pages = ShardPages(load_manifest(reader, manifest.sha256), reader,
-                       ShardCache(tmp_path / "cache", CacheLimits(memory_bytes=3 * pps * L * 2, disk_bytes=0)), workers=4)
+    cache = ShardCache(tmp_path / "cache", CacheLimits(memory_bytes=3 * pps * L * 2, disk_bytes=0))
+    pages = ShardPages(load_manifest(reader, manifest.sha256), reader, cache, workers=4)
     rng = np.random.default_rng(1)
     failures: list[BaseException] = []
 

@@ -37,7 +37,9 @@ from subnet.storage.location import LocationPolicy
 from subnet.storage.peer import PeerReadOptions
 from subnet.validator.copydetect import Submission, find_copies
 from subnet.validator.evidence import EvidenceBook
-from subnet.validator.intake import IntakeRules, Scored, take_in
+from subnet.validator.intake import IntakeRules, take_in
+from subnet.validator.submission import Outcome
+from subnet.validator.submission import Submission as Taken
 from subnet.validator.watch import BlockClock, PollResult, UploadWatcher, WatchBudget, WatchTarget, WatchThread
 
 torch.set_num_threads(1)
@@ -136,12 +138,12 @@ def _settled(w: UploadWatcher, targets: list[WatchTarget]) -> Callable[[], bool]
 
 
 def _take(w: UploadWatcher, m: Miner, *, recheck: Callable[[], bytes | None] | None = None,
-          version: int = 0) -> Scored:
+          version: int = 0) -> Taken:
     def verify(data: bytes):  # noqa: ANN202
         return read_artifact(data, expected_hotkey=m.hotkey, max_bytes=MAX_BYTES, shapes=SHAPES, netuid=NETUID,
                              window=WINDOW, fragment=FRAG, uid=m.uid, codec=CODEC)
 
-    return take_in(window=WINDOW, uid=m.uid, hotkey=m.hotkey, fragment=FRAG, book=w.book,
+    return take_in(window=WINDOW, uid=m.uid, hotkey=m.hotkey, fragment=FRAG, pinned=w.book.pinned(WINDOW, m.hotkey),
                    status=w.status(WINDOW, m.hotkey), verify=verify, recheck=recheck,
                    rules=IntakeRules(deadline_block=DEADLINE, model_version=version, max_staleness=1))
 
@@ -173,10 +175,11 @@ def test_every_crash_location_is_that_peers_outcome_and_the_others_are_scored(tm
         assert result is PollResult.REFUSED, (loc, result, detail)
         r = _take(w, a)
         assert r.score is None and r.artifact is None
+        assert r.outcome is Outcome.NO_STORE, (loc, r.reason)
         assert r.reason.startswith(("unusable store location", "no store committed")), (loc, r.reason)
     for m in honest:
         r = _take(w, m)
-        assert r.artifact is not None and r.reason == "", r.reason
+        assert r.artifact is not None and r.outcome is Outcome.VERIFIED, r.reason
         assert r.detail["first_seen_block"] == 25
     assert not Path("C:").exists() and not Path("a:").exists(), "a peer's path made us create a directory"
 
@@ -233,7 +236,8 @@ def test_placeholder_then_real_work_after_the_deadline_is_late(tmp_path):
     w.poll(WINDOW, targets)  # the watcher must not re-pin
     assert w.drain(5)
     r = _take(w, cheat, recheck=_store_recheck(cheat))
-    assert r.artifact is None and r.score is None and r.reason.startswith("late (replaced"), r.reason
+    assert r.artifact is None and r.score is None and r.outcome is Outcome.LATE, r.reason
+    assert r.reason.startswith("late (replaced"), r.reason
     ok = _take(w, honest[0], recheck=_store_recheck(honest[0]))
     assert ok.artifact is not None
     # without a replacement, the same junk is an ordinary refusal (score 0), not "late"
@@ -242,7 +246,7 @@ def test_placeholder_then_real_work_after_the_deadline_is_late(tmp_path):
     head.block = 30
     _poll_until(w, [cheat2.target()], _pinned(w, cheat2), timeout=5)
     r2 = _take(w, cheat2, recheck=_store_recheck(cheat2))
-    assert r2.score == 0.0 and r2.reason.startswith("rejected:"), r2.reason
+    assert r2.score == 0.0 and r2.outcome is Outcome.REJECTED and r2.reason.startswith("rejected:"), r2.reason
 
 
 def test_upload_first_seen_after_the_deadline_is_late_however_slow_scoring_is(tmp_path):
@@ -321,7 +325,8 @@ def test_a_slow_or_lying_store_is_absent_within_its_budget_and_delays_nobody(tmp
     # worst case per peer per window: the window budget plus one request (with its retry) started just before
     assert spent <= BUDGET.window_budget_s + 2 * BUDGET.request_timeout_s + 2 * SLACK_S + 1, spent
     r = _take(w, slow)
-    assert r.artifact is None and r.reason.startswith("absent (store failing"), r.reason
+    assert r.artifact is None and r.outcome is Outcome.STORE_FAILING, r.reason
+    assert r.reason.startswith("absent (store failing"), r.reason
     for m in honest:
         assert _take(w, m).artifact is not None
 

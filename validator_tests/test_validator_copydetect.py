@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from bittensor.sp_core import Keypair
 
-from subnet.codec.sparseloco import CodecConfig, Encoder, EncodedUpdate, decode, decode_sparse
+from subnet.codec.sparseloco import CodecConfig, EncodedUpdate, Encoder, decode, decode_sparse
 from subnet.codec.wire import ArtifactHeader, expected_max_bytes, read_artifact, write_artifact
 from subnet.data.config import DataConfig
 from subnet.data.pages import load_pages
@@ -187,20 +187,20 @@ def test_disjoint_intervals_charge_the_later_and_overlaps_tie():
 
 def test_a_tie_is_resolved_by_whose_assigned_pages_the_update_fits():
     """Near-duplicates with overlapping sightings: the copy's update does not fit the copier's own pages."""
-    from subnet.validator.intake import Scored
-    from subnet.validator.loop import _resolve_ties
+    from subnet.validator.pipeline import resolve_ties
+    from subnet.validator.submission import Outcome
+    from subnet.validator.submission import Submission as Judged
 
-    def scored(uid: int, assigned: float | None, control: float | None, score: float | None) -> Scored:
-        r = Scored(uid=uid, hotkey=f"hk{uid}", fragment=0, score=score, reason="ok" if score else "")
-        if assigned is not None:
-            r.detail.update(assigned_improvement=assigned, random_improvement=control)
-        r.artifact = object()  # type: ignore[assignment]
-        return r
+    def scored(uid: int, assigned: float | None, control: float | None, score: float | None) -> Judged:
+        detail = {} if assigned is None else {"assigned_improvement": assigned, "random_improvement": control}
+        outcome = Outcome.SCORED if score else Outcome.VERIFIED
+        return Judged(uid=uid, hotkey=f"hk{uid}", fragment=0, outcome=outcome, reason="ok" if score else "verified",
+                      score=score, detail=detail, sparse=())
 
-    original, copy = scored(1, 0.05, 0.01, 0.02), scored(2, 0.012, 0.011, 0.02)
-    _resolve_ties([original, copy], {1: 2, 2: 1})
-    assert original.score == 0.02 and original.artifact is not None
-    assert copy.score == 0.0 and copy.artifact is None and copy.reason.startswith("copy tie uid 1")
-    a, b = scored(3, None, None, None), scored(4, None, None, None)  # neither evaluated: nothing tells them apart
-    _resolve_ties([a, b], {3: 4, 4: 3})
-    assert a.score == b.score == 0.0
+    original, copy = resolve_ties([scored(1, 0.05, 0.01, 0.02), scored(2, 0.012, 0.011, 0.02)], {1: 2, 2: 1})
+    assert original.score == 0.02 and original.sparse is not None
+    assert copy.score == 0.0 and copy.sparse is None and copy.outcome is Outcome.COPY_TIE
+    assert copy.reason.startswith("copy tie uid 1")
+    # neither evaluated: nothing tells them apart
+    a, b = resolve_ties([scored(3, None, None, None), scored(4, None, None, None)], {3: 4, 4: 3})
+    assert a.score == b.score == 0.0 and a.outcome is b.outcome is Outcome.COPY_TIE

@@ -69,7 +69,8 @@ class World:
         return {k: start[k] - end[k] for k in start}
 
     def score(self, delta, assigned: list[int], cfg: ScoreConfig = ScoreConfig()):
-        return score_contribution(self.model, self.params, delta, cfg, page_batches(self.pages, assigned, "train", B, 1),
+        return score_contribution(self.model, self.params, delta, cfg,
+                                  page_batches(self.pages, assigned, "train", B, 1),
                                   self.held, self.rand, self.baseline)
 
 

@@ -120,9 +120,9 @@ def test_impossible_settings_name_the_hyperparameter_and_the_fix(rules, param, c
     with pytest.raises(WeightsImpossible) as info:
         plan_weights({1: 1.0}, rules, version_key=100)
     assert info.value.hyperparameter == param
-    assert command in info.value.fix and str(getattr(rules, {"min_allowed_weights": "min_allowed",
-                                                          "max_weight_limit": "max_weight_limit",
-                                                          "weights_version": "weights_version"}[param])) in str(info.value)
+    assert command in info.value.fix and (
+        str(getattr(rules, {"min_allowed_weights": "min_allowed", "max_weight_limit": "max_weight_limit",
+                            "weights_version": "weights_version"}[param])) in str(info.value))
 
 
 def test_cap_helper_matches_the_chain_rule():

@@ -143,3 +143,18 @@ def random_pages(
         return _prng.sample(p.n_train_pages, k, "control", seed, uid, exclude=banned)
     except ValueError as exc:
         raise ProtocolError(f"random_pages: {exc}") from exc
+
+
+def proof_pages(seed_next: int, uid: int, assigned: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The `k` of `uid`'s assigned pages its proof of work is measured on, drawn by the NEXT window's seed.
+
+    Why the next seed: a miner that knew which of its pages are checked could
+    train (or pad a stolen update) on those alone; unknown until the window
+    ends, any shortcut must cover the whole assignment, which is the work.
+    Deterministic, so any validator can audit another's choice.
+    """
+    _check_seed_uid(seed_next, uid)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ProtocolError(f"k must be a non-negative int, got {k!r}")
+    k = min(k, len(assigned))
+    return tuple(assigned[i] for i in _prng.sample(len(assigned), k, "proof", seed_next, uid))

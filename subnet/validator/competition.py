@@ -14,6 +14,23 @@ is a plain value (``CompetitionState``), ``play_round`` returns a new one, and
 ``to_json``/``from_json`` give a stable, versioned serialisation that the
 neuron persists atomically. No I/O, no clock, no randomness.
 
+Splitting one miner's compute across k hotkeys (sybils). The rank curves
+("geometric", "linear") pay places, not magnitudes: k weaker hotkeys that
+still rank above every competitor take k places, so they can out-earn one
+hotkey (at most by ``1 / (1 - decay)`` for the geometric curve). The
+``"power"`` curve is the rule that makes splitting pay nothing: every
+eligible player's share is proportional to ``strength ** power``, where
+strength is the mean of its last ``recent_rounds`` cohort-normalised scores
+(rounds without a positive score count 0). If a hotkey's score grows with its
+compute ``c`` like ``c ** alpha`` (alpha <= 1; bench/sybil.py measures it),
+k hotkeys of ``c / k`` hold ``k * (s * k**-alpha) ** power = s**power *
+k**(1 - alpha*power)`` of the numerator, which is <= one hotkey's ``s**power``
+whenever ``power >= 1 / alpha``; the other players' part of the denominator
+is unchanged (the power curve pays every eligible player, no ``top_k`` cut a
+flood of hotkeys could push competitors out of), so the operator's share
+cannot grow (``split_gain`` computes it; validator_tests/test_validator_sybil.py
+checks it).
+
 Eligibility for weight (otherwise exactly 0): played at least ``min_rounds``
 rounds, scored > 0 in at least one of the last ``recent_rounds`` rounds, and
 not charged with copying in the last ``slash_rounds`` rounds.
@@ -65,9 +82,12 @@ class CompetitionConfig:
     z: float = 3.0
     """Ordinal = mu - z*sigma (conservative skill estimate)."""
     top_k: int = 8
-    """How many leaderboard places receive weight."""
-    curve: Literal["geometric", "linear"] = "geometric"
-    """Winner-take-most curve: geometric decay**i, or linear (top_k - i)."""
+    """How many leaderboard places receive weight (rank curves; the power curve pays every eligible player)."""
+    curve: Literal["geometric", "linear", "power"] = "geometric"
+    """Winner-take-most curve: geometric decay**i, linear (top_k - i) over places, or power: strength**power
+    over every eligible player (splitting across hotkeys cannot pay; see the module docstring)."""
+    power: float = 2.0
+    """Exponent of the power curve (>= 1 / alpha, the score-vs-compute elasticity, makes splitting pay nothing)."""
     decay: float = 0.5
     """Geometric ratio between consecutive places (0 < decay <= 1)."""
     burn_share: float = 0.0
@@ -86,7 +106,9 @@ class CompetitionConfig:
             (self.margin >= 0 and math.isfinite(self.margin), "margin must be finite and >= 0"),
             (self.sigma > 0 and self.beta > 0 and self.tau >= 0, "sigma, beta > 0 and tau >= 0"),
             (self.top_k >= 1, "top_k must be >= 1"),
-            (self.curve in ("geometric", "linear"), f"curve must be geometric|linear, got {self.curve!r}"),
+            (self.curve in ("geometric", "linear", "power"),
+             f"curve must be geometric|linear|power, got {self.curve!r}"),
+            (math.isfinite(self.power) and self.power >= 1, "power must be finite and >= 1"),
             (0 < self.decay <= 1, "decay must be in (0, 1]"),
             (0 <= self.burn_share <= 1, "burn_share must be in [0, 1]"),
             (self.burn_share == 0 or self.owner_uid is not None, "burn_share > 0 needs owner_uid"),
@@ -253,6 +275,7 @@ def play_round(
     *,
     slashed: Collection[int] = (),
     hotkeys: Mapping[int, str] | None = None,
+    sitting_out: Collection[int] = (),
 ) -> CompetitionState:
     """Play one window as a round and return the new state.
 
@@ -262,6 +285,11 @@ def play_round(
     default ratings. Scores: higher is better; ``None`` (no submission) and
     uids in ``slashed`` (charged with copying) are ranked last together. A
     non-finite score is treated as ``None``.
+
+    ``sitting_out``: registered uids that passed the cheap checks but were not
+    drawn for the full evaluation this window (validator/sampling.py). They
+    keep their rating, round count and history untouched: a round a miner was
+    not evaluated in neither rewards nor punishes it.
     """
     competitors = sorted({int(u) for u in uids if u != cfg.owner_uid})
     slashed_set = {int(u) for u in slashed}
@@ -282,6 +310,8 @@ def play_round(
     if state.leader in recycled:  # first place belonged to the old hotkey, not to the uid
         state = replace(state, leader=None, leader_since=None)
 
+    resting = {int(u) for u in sitting_out}
+    competitors = [u for u in competitors if u not in resting]  # rated below; the resting keep their state
     effective: dict[int, float | None] = {}
     for uid in competitors:
         s = scores.get(uid)
@@ -358,7 +388,7 @@ def _next_leader(
 
 def leaderboard(state: CompetitionState, uids: Collection[int], cfg: CompetitionConfig,
                 hotkeys: Mapping[int, str] | None = None) -> list[int]:
-    """Eligible uids in payout order: the leader first, then by ordinal; at most ``top_k``.
+    """Eligible uids in payout order: the leader first, then by ordinal; at most ``top_k`` (rank curves).
 
     With ``hotkeys`` (uid -> hotkey now), a uid whose player was recorded under
     another hotkey (recycled since the last round) is left off.
@@ -370,11 +400,30 @@ def leaderboard(state: CompetitionState, uids: Collection[int], cfg: Competition
     if state.leader is not None and state.leader in order:
         order.remove(state.leader)
         order.insert(0, state.leader)
-    return order[: cfg.top_k]
+    return order if cfg.curve == "power" else order[: cfg.top_k]
+
+
+def strength(p: PlayerState, cfg: CompetitionConfig) -> float:
+    """Mean of the last ``recent_rounds`` scores, non-positive and missing rounds counting 0 (the power curve's
+    base)."""
+    recent = p.recent[-cfg.recent_rounds:]
+    return sum(s for s in recent if s is not None and s > 0) / len(recent) if recent else 0.0
+
+
+def split_gain(score: float, k: int, alpha: float, power: float, others: float) -> float:
+    """Share of k hotkeys of 1/k compute each over the share of one hotkey, under the power curve.
+
+    ``score``: one hotkey's strength; ``alpha``: score elasticity in compute;
+    ``others``: sum of every other player's ``strength ** power``. <= 1 iff
+    ``alpha * power >= 1`` (or nothing to gain anyway).
+    """
+    one = score ** power
+    split = k * (score * k ** -alpha) ** power
+    return (split / (split + others)) / (one / (one + others)) if one > 0 else 1.0
 
 
 def curve_shares(n: int, cfg: CompetitionConfig) -> list[float]:
-    """Unnormalised winner-take-most shares for ``n`` places."""
+    """Unnormalised winner-take-most shares for ``n`` places (rank curves; "power" is by strength)."""
     if cfg.curve == "geometric":
         return [cfg.decay**i for i in range(n)]
     return [float(cfg.top_k - i) for i in range(n)]
@@ -393,8 +442,13 @@ def compute_weights(state: CompetitionState, uids: Sequence[int], cfg: Competiti
     board = leaderboard(state, uids, cfg, hotkeys)
     burn = cfg.burn_share if cfg.owner_uid is not None else 0.0
     if board:
-        shares = curve_shares(len(board), cfg)
+        if cfg.curve == "power":
+            shares = [strength(state.players[u], cfg) ** cfg.power for u in board]
+        else:
+            shares = curve_shares(len(board), cfg)
         total = sum(shares)
+        if total <= 0:  # unreachable for eligible players (a positive recent score); stay total-preserving
+            shares, total = [1.0] * len(board), float(len(board))
         for uid, share in zip(board, shares):
             weights[uid] = (1.0 - burn) * share / total
     elif cfg.owner_uid is not None:

@@ -5,15 +5,18 @@ validator polls their stores and records when each artifact first appeared
 (an artifact first seen after the window's last block is late, so absent).
 Once window `w+1` starts, the seed of `w+1` (its first block's hash) fixes the
 held-out pages, and the validator scores every window-`w` artifact on its copy
-of the global model. The lead validator (highest stake with a permit) then
-aggregates the best contributions per fragment, mirrors the selected artifacts
-into its own store, publishes the manifest (and a checkpoint every N versions)
-and applies it; other validators apply the lead's manifest.
+of the global model through the pure stages of pipeline.py (verify -> gate ->
+evaluate -> settle -> compete); this module only schedules them: chain
+snapshot, pinned evidence, budgeted rechecks, persistence, events. The lead
+validator (highest stake with a permit) then aggregates the best
+contributions per fragment, mirrors the selected artifacts into its own
+store, publishes the manifest (and a checkpoint every N versions) and applies
+it; other validators apply the lead's manifest.
 
 Uploads are watched on their own thread (watch.py) with per-peer budgets, and
 the bytes first seen are pinned (evidence.py): scoring reads only those, so
 the deadline binds bytes, not keys, and no slow or hostile store delays the
-loop. Every per-peer failure is that peer's outcome (intake.py); anything
+loop. Every per-peer failure is that peer's `Outcome` (submission.py); anything
 left that escapes a window is logged and the loop goes on.
 
 Every decision is persisted atomically before the next window, so a restart
@@ -26,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import statistics
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -36,36 +38,49 @@ import torch
 from loguru import logger
 
 import subnet
-from subnet.codec.sparseloco import EncodedUpdate, decode, decode_sparse
 from subnet.chain import make_subtensor
-from subnet.codec.wire import expected_max_bytes, read_artifact
-from subnet.errors import ChainError, ConfigError
-from subnet.model.fragments import trainable_parameters
+from subnet.codec.wire import expected_max_bytes
+from subnet.errors import ChainError, ConfigError, SubnetError
 from subnet.node.chain import ChainView, Peer, lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
 from subnet.node.peerstores import PeerStores, StoreRefusal
 from subnet.node.runtime import Deregistered, NodeRuntime
-from subnet.protocol.assignment import assign_all, heldout_pages, random_pages
+from subnet.protocol.assignment import assign_all
 from subnet.protocol.keys import artifact_key
 from subnet.protocol.registration import takes_part
 from subnet.protocol.windows import window_end, window_of, window_start
 from subnet.storage.base import open_store
-from subnet.storage.location import LocationPolicy, S3Location, parse_location
-from subnet.sync.aggregate import Contribution, build_manifest, select_top
+from subnet.storage.s3 import S3Options
+from subnet.sync.aggregate import Contribution, build_manifest
 from subnet.sync.apply import apply_decoded
-from subnet.sync.checkpoints import manifest_ready, publish_checkpoint, publish_manifest, should_checkpoint
+from subnet.sync.checkpoints import (
+    manifest_ready,
+    max_checkpoint_bytes,
+    publish_checkpoint,
+    publish_manifest,
+    should_checkpoint,
+)
+from subnet.sync.retention import RetentionPolicy, protect_window, prune_store
 from subnet.telemetry.events import EventLog
-from subnet.validator.cohorts import normalise_cohorts
-from subnet.validator.competition import compute_weights, play_round
-from subnet.validator.copydetect import CopyVerdict, Submission, judge_copies
+from subnet.validator.competition import compute_weights
 from subnet.validator.evidence import EvidenceBook
-from subnet.validator.intake import IntakeRules, Scored, mark_replaced, take_in
-from subnet.validator.scoring import compute_baseline, mean_loss, page_batches, score_contribution
+from subnet.validator.intake import IntakeRules, mark_replaced
+from subnet.validator.pipeline import (
+    CONTROL_UID,
+    ChainSnapshot,
+    SamplingPlan,
+    artifact_verifier,
+    judge,
+    prepare_eval,
+    verify_all,
+)
+from subnet.validator.scoring import mean_loss
 from subnet.validator.state import ValidatorState
+from subnet.validator.submission import Outcome, Submission, event_row
 from subnet.validator.watch import BlockClock, UploadWatcher, WatchBudget, WatchTarget, WatchThread
 
-CONTROL_UID = 1 << 16  # not a real uid: the window's shared control pages
-REF_NORM_DECAY = 0.7  # weight of the old reference norm per window (honest norms drift as training goes on)
+__all__ = ["CONTROL_UID", "SCORING_DELAY_ENV", "Validator"]  # CONTROL_UID: benches and tests import it here
+
 RECHECK_BUDGET_S = 2.0  # the scoring thread's whole wait for replaced-upload checks, per window
 # Fault injection for tests only (never set it on a real validator): seconds to sleep at the start of
 # scoring each window, after the window closed and before its pinned evidence is read, so uploads made
@@ -77,7 +92,9 @@ class Validator:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
         self.cfg = rt.cfg
-        self.store = open_store(rt.cfg.store.location)
+        self.store = open_store(rt.cfg.store.location, S3Options.from_store_config(rt.cfg.store))
+        self._retention = RetentionPolicy.from_store_config(rt.cfg.store)
+        self._known_ckpt: dict[int, int] = {}  # version -> last_manifest_window of checkpoints we published
         self.peer_stores = PeerStores.from_config(rt.cfg.store, allow_local=rt.allow_local_stores)
         self.state = ValidatorState.load(rt.state_dir, rt.identity)
         restore(rt.gm, rt.state_dir)
@@ -95,7 +112,9 @@ class Validator:
                                   per_endpoint=vcfg.per_endpoint_requests)
         self.evidence = EvidenceBook(rt.state_dir / "evidence")
         # The watcher thread has its own chain client: the SDK's connection is not shared across threads.
-        self._watch_chain = ChainView(make_subtensor(self.cfg.subtensor.network), rt.netuid, rt.window_params)
+        self._watch_chain = ChainView(make_subtensor(self.cfg.subtensor.target,
+                                                     timeout_s=self.cfg.subtensor.devnet_timeout_s),
+                                      rt.netuid, rt.window_params)
         self.watcher = UploadWatcher(self.evidence, self.peer_stores, BlockClock(self._watch_chain.block), self.budget)
         self._watch_thread = WatchThread(self._watch_tick, vcfg.watch_interval)
         self._watch_peers: tuple[int, list[Peer]] = (-1, [])
@@ -204,213 +223,119 @@ class Validator:
         return recheck
 
     # -- scoring --------------------------------------------------------------------------------
+    def _snapshot(self, t: int) -> ChainSnapshot | None:
+        """What the pipeline reads from the chain for window `t` (None until the seeds of `t` and `t+1` are final)."""
+        rt = self.rt
+        peers = self._peers
+        seed, seed_next = rt.chain.window_seed(t), rt.chain.window_seed(t + 1)
+        assignments = self._assignments(t, peers)  # peers registered after t started sit t out
+        if seed is None or seed_next is None or assignments is None:
+            return None
+        owners = frozenset(u for u in (self.cfg.competition.owner_uid, self._owner_uid) if u is not None)
+        return ChainSnapshot(netuid=rt.netuid, window=t, peers=tuple(peers), assignments=assignments, seed=seed,
+                             seed_next=seed_next, deadline_block=window_end(t, rt.window_params), self_uid=rt.uid,
+                             owner_uids=owners)
+
     def score_window(self, t: int) -> None:
+        """Schedule the pipeline over window `t`: read the chain and the pinned evidence, judge, persist, emit."""
         rt, cfg = self.rt, self.cfg
         t0 = time.perf_counter()
-        seed_next = rt.chain.window_seed(t + 1)
-        peers = self._peers
-        assignments = self._assignments(t, peers)  # peers registered after t started sit t out
-        if seed_next is None or assignments is None:
+        snap = self._snapshot(t)
+        if snap is None:
             return
         if self._scoring_delay_s:  # fault injection (tests): scoring runs late while uploads keep landing
             time.sleep(self._scoring_delay_s)
-        scfg = cfg.score
-        rt.pages.prefetch(sorted({pg for a in assignments.values() for pg in a.pages}), "train")  # overlaps scoring
-        heldout_b = page_batches(rt.pages, heldout_pages(seed_next, rt.assignment_params), "heldout",
-                                 scfg.batch_size, scfg.n_heldout_batches)
-        all_assigned = {pg for a in assignments.values() for pg in a.pages}
-        control = random_pages(rt.chain.window_seed(t), CONTROL_UID, rt.assignment_params,
-                               scfg.pow_batch_size * scfg.n_random_batches, exclude=all_assigned)
-        random_b = page_batches(rt.pages, control, "train", scfg.pow_batch_size, scfg.n_random_batches)
-        baseline = compute_baseline(rt.gm.model, heldout_b, random_b)
-        deadline = window_end(t, rt.window_params)  # first block after the window
-        owners = {cfg.competition.owner_uid, self._owner_uid}  # the subnet owner does not compete
-        competitors = [p for p in peers if p.uid != rt.uid and p.uid not in owners and p.uid in assignments]
-
-        results = [self._take_in(t, p, assignments[p.uid].fragment, deadline) for p in competitors]
-        self._recheck_rejected(t, results, {p.uid: p for p in competitors})
-        # copy detection over every verified upload, within each fragment: the later upload is charged;
-        # near-duplicates whose order the evidence cannot tell are both evaluated, then _resolve_ties
-        subs = [Submission(uid=r.uid, hotkey=r.hotkey, fragment=r.fragment, first_seen=r.first_seen,
-                           seen_after=r.seen_after if r.seen_after is not None else float("-inf"),
-                           commit_block=_commit_block(peers, r.uid), update=r.artifact.encoded)
-                for r in results if r.artifact is not None]
-        verdict = judge_copies(subs, cfg.validator.copy_threshold) if subs else CopyVerdict(charged={}, tied={})
-        copies = verdict.charged
-        for r in results:
-            if r.uid in copies:
-                r.score, r.reason, r.artifact = 0.0, f"copy of uid {copies[r.uid]}", None
-
-        # after copy detection, so a sybil's upload still counts as the original a copier took
-        shared = _shared_stores(competitors)
-        for r in results:
-            if r.uid in shared and r.uid not in copies:
-                r.score, r.reason, r.artifact = 0.0, f"shares a store with uid {shared[r.uid]}", None
-        self._gate_norm_outliers(results)
-        for r in results:
-            if r.artifact is not None and r.score is None:
-                try:
-                    self._evaluate(r, assignments[r.uid], heldout_b, random_b, baseline)
-                except Exception as exc:  # a peer's update must not end the window for everyone else
-                    logger.exception("uid {}: evaluation failed", r.uid)
-                    r.score, r.reason, r.artifact = None, f"not scored: evaluation error {type(exc).__name__}", None
-        _resolve_ties(results, verdict.tied)
-        floor = cfg.validator.min_score
-        for r in results:
-            if r.score is not None and 0 < r.score < floor:
-                r.score, r.reason = 0.0, f"below the noise floor ({r.score:.2e} < {floor:g})"
-        self._update_ref_norms(results)
-        raw = {r.uid: r.score for r in results}
-        norm = normalise_cohorts(raw, {r.uid: r.fragment for r in results}, cfg.validator.cohort_method)
-        comp = play_round(self.state.competition, norm, [p.uid for p in competitors], cfg.competition,
-                          slashed=set(copies) | set(shared), hotkeys={p.uid: p.hotkey for p in competitors})
+        rt.pages.prefetch(sorted({pg for a in snap.assignments.values() for pg in a.pages}), "train")
+        ctx = prepare_eval(rt.gm, rt.pages, snap, cfg.score, rt.assignment_params)
+        competitors = snap.competitors
+        verifier = artifact_verifier(snap, rt.gm.shapes, self._max_bytes.__getitem__, rt.codec)
+        rules = IntakeRules(deadline_block=snap.deadline_block, model_version=rt.gm.version,
+                            max_staleness=cfg.validator.max_staleness)
+        subs = verify_all(snap, {p.hotkey: self.evidence.pinned(t, p.hotkey) for p in competitors},
+                          {p.hotkey: self.watcher.status(t, p.hotkey) for p in competitors}, rules, verifier)
+        subs = self._recheck_rejected(t, subs, {p.uid: p for p in competitors})
+        z = cfg.competition.z
+        plan = SamplingPlan(cfg=cfg.sampling, validator_hotkey=rt.hotkey, last_evaluated=self.state.last_evaluated,
+                            ratings={u: pl.ordinal(z) for u, pl in self.state.competition.players.items()})
+        verdict = judge(subs, snap, ctx, ref_norms=self.state.ref_norms, competition=self.state.competition,
+                        opts=cfg.validator, comp_cfg=cfg.competition, sampling=plan)
+        comp, norm, weights = verdict.standing.competition, verdict.standing.norm_scores, verdict.standing.weights
         self.state.competition = comp
-        weights = compute_weights(comp, [p.uid for p in peers if p.uid != rt.uid], cfg.competition,
-                                  hotkeys={p.uid: p.hotkey for p in peers})
+        self.state.ref_norms = verdict.ref_norms
+        if verdict.last_evaluated is not None:
+            self.state.last_evaluated = verdict.last_evaluated
 
-        lead = lead_validator(peers)
+        lead = lead_validator(list(snap.peers))
         manifest_info: dict[str, Any] = {}
         if lead is not None and lead.hotkey == rt.hotkey:
-            manifest_info = self._aggregate(t, [r for r in results if r.eligible], heldout_b)
+            manifest_info = self._aggregate(t, verdict.selected(cfg.sync.top_g), ctx.heldout)
         elif lead is not None:
             self._follow(lead, t)
 
         self.state.last_scored_window = t
-        self.state.prune_seen(t + 1)
         self.evidence.prune(t + 1)
+        self._prune_own_store(t)
         self.state.save(rt.state_dir)
         persist(rt.gm, rt.state_dir)
         ratings = {str(u): {"mu": pl.mu, "sigma": pl.sigma, "ordinal": pl.ordinal(cfg.competition.z)}
                    for u, pl in comp.players.items()}
-        self._emit("window_scored", window=t, version=rt.gm.version, heldout_loss=baseline.heldout_loss,
-                   scores={str(r.uid): {"score": r.score, "norm_score": norm.get(r.uid), "reason": r.reason,
-                                        "fragment": r.fragment, **r.detail} for r in results},
-                   ratings=ratings, leader=comp.leader, round=comp.round, weights={str(u): w for u, w in weights.items()},
-                   seconds=time.perf_counter() - t0)
+        self._emit("window_scored", window=t, version=rt.gm.version, heldout_loss=ctx.baseline.heldout_loss,
+                   scores={str(s.uid): event_row(s, norm.get(s.uid)) for s in verdict.subs},
+                   ratings=ratings, leader=comp.leader, round=comp.round,
+                   weights={str(u): w for u, w in weights.items()}, seconds=time.perf_counter() - t0)
         if manifest_info:
             self._emit("manifest_published", window=t, **manifest_info)
         logger.info("window {} scored in {:.1f}s: {} submissions, leader uid {}, held-out loss {:.4f}", t,
-                    time.perf_counter() - t0, sum(r.score is not None for r in results), comp.leader,
-                    baseline.heldout_loss)
+                    time.perf_counter() - t0, sum(s.score is not None for s in verdict.subs), comp.leader,
+                    ctx.baseline.heldout_loss)
 
-    def _take_in(self, t: int, p: Peer, frag: int, deadline: int) -> Scored:
-        """One peer's pinned window-`t` submission, verified (intake.take_in: every failure is an outcome)."""
-        rt, cfg = self.rt, self.cfg
-
-        def verify(data: bytes):  # noqa: ANN202 - Artifact
-            return read_artifact(data, expected_hotkey=p.hotkey, max_bytes=self._max_bytes[frag],
-                                 shapes=rt.gm.shapes(frag), netuid=rt.netuid, window=t, fragment=frag, uid=p.uid,
-                                 codec=rt.codec)
-
-        r = take_in(window=t, uid=p.uid, hotkey=p.hotkey, fragment=frag, book=self.evidence,
-                    status=self.watcher.status(t, p.hotkey),
-                    rules=IntakeRules(deadline_block=deadline, model_version=rt.gm.version,
-                                      max_staleness=cfg.validator.max_staleness),
-                    verify=verify)
-        if r.artifact is not None:
-            r.detail["norm"] = _norm(r.artifact.encoded)
-        return r
-
-    def _recheck_rejected(self, t: int, results: list[Scored], by_uid: dict[int, Peer]) -> None:
+    def _recheck_rejected(self, t: int, subs: list[Submission], by_uid: dict[int, Peer]) -> list[Submission]:
         """Pinned bytes that failed verification: replaced since (late) or junk (rejected)? Concurrently, bounded.
 
         One short request per such peer, all at once, and the scoring thread waits
         at most `RECHECK_BUDGET_S` for them all: a store that does not answer in
         time leaves the refusal standing (the first bytes are what counts).
         """
-        todo = [r for r in results if r.reason.startswith("rejected:") and "first_seen_block" in r.detail]
+        todo = [s for s in subs if s.outcome is Outcome.REJECTED and s.evidence is not None]
         if not todo:
-            return
+            return subs
         timeout = min(RECHECK_BUDGET_S, self.budget.request_timeout_s)
         pool = ThreadPoolExecutor(max_workers=min(len(todo), self.budget.workers), thread_name_prefix="recheck")
         futures = {}
-        for r in todo:
-            pinned = self.evidence.pinned(t, r.hotkey)
+        for s in todo:
+            pinned = self.evidence.pinned(t, s.hotkey)
             if pinned is None:
                 continue
-            key = artifact_key(self.rt.netuid, t, r.hotkey, r.fragment)
-            futures[pool.submit(self._recheck(by_uid[r.uid], key, r.fragment, timeout))] = (r, pinned)
+            key = artifact_key(self.rt.netuid, t, s.hotkey, s.fragment)
+            futures[pool.submit(self._recheck(by_uid[s.uid], key, s.fragment, timeout))] = (s, pinned)
         done, _ = wait(futures, timeout=timeout + 1.0)
         pool.shutdown(wait=False, cancel_futures=True)
+        replaced: dict[int, int] = {}
         for fut in done:
-            r, (sighting, data) = futures[fut]
+            s, (sighting, data) = futures[fut]
             try:
                 now = fut.result()
             except Exception as exc:  # unreachable now: the first bytes stand
-                logger.debug("uid {}: recheck failed: {}", r.uid, exc)
+                logger.debug("uid {}: recheck failed: {}", s.uid, exc)
                 continue
             if now is not None and now != data:
-                mark_replaced(r, sighting.block)
-
-    def _gate_norm_outliers(self, results: list[Scored]) -> None:
-        """Zero updates whose norm is far above what honest updates of their fragment measure.
-
-        Aggregation clips every update to the median norm, so a scaled-up copy of
-        an honest update would otherwise be scored at full size and out-earn the
-        honest miners for damage it could not do. The yardstick is the fragment's
-        reference norm (`ref_norms`: an EMA of the lower median of *positively
-        scored* updates of past windows), so nothing an upload that earns nothing
-        does (noise, zeros, tiny or newcomer updates) can move it: another
-        miner's small update never zeroes an honest one. Only before a fragment
-        has a reference (its first scored windows) does the gate fall back to the
-        cohort's lower median of this window.
-        """
-        limit = self.cfg.validator.norm_outlier
-        by_frag: dict[int, list[Scored]] = {}
-        for r in results:
-            if r.artifact is not None:
-                by_frag.setdefault(r.fragment, []).append(r)
-        for frag, cohort in by_frag.items():
-            ref = self.state.ref_norms.get(frag)
-            if ref is None:
-                if len(cohort) < 2:
-                    continue
-                ref = statistics.median_low([r.detail["norm"] for r in cohort])
-            for r in cohort:
-                if ref > 0 and r.detail["norm"] > limit * ref:
-                    r.score = 0.0
-                    r.reason = f"norm outlier ({r.detail['norm'] / ref:.1f}x the fragment's reference norm)"
-                    r.artifact = None
-
-    def _update_ref_norms(self, results: list[Scored]) -> None:
-        """Move each fragment's reference norm towards this window's positively scored updates."""
-        by_frag: dict[int, list[float]] = {}
-        for r in results:
-            if r.score is not None and r.score > 0 and "norm" in r.detail:
-                by_frag.setdefault(r.fragment, []).append(float(r.detail["norm"]))
-        for frag, norms in by_frag.items():
-            now = statistics.median_low(norms)
-            old = self.state.ref_norms.get(frag)
-            self.state.ref_norms[frag] = now if old is None else REF_NORM_DECAY * old + (1 - REF_NORM_DECAY) * now
-
-    def _evaluate(self, r: Scored, assignment, heldout_b, random_b, baseline) -> None:
-        """Loss before/after on assigned, held-out and control pages (decoded transiently)."""
-        rt, cfg = self.rt, self.cfg
-        delta = decode(r.artifact.encoded, rt.gm.shapes(r.fragment))
-        params = trainable_parameters(rt.gm.model, rt.gm.fragment(r.fragment))
-        assigned_b = page_batches(rt.pages, assignment.pages, "train", cfg.score.pow_batch_size,
-                                  cfg.score.n_assigned_batches)
-        cs = score_contribution(rt.gm.model, params, delta, cfg.score, assigned_b, heldout_b, random_b, baseline)
-        r.score, r.reason = cs.score, cs.reason
-        r.detail.update(heldout_improvement=cs.heldout_improvement, assigned_improvement=cs.assigned_improvement,
-                        random_improvement=cs.random_improvement, proof_of_work=cs.proof_of_work)
+                replaced[s.uid] = sighting.block
+        return [mark_replaced(s, replaced[s.uid]) if s.uid in replaced else s for s in subs]
 
     # -- aggregation (lead) ---------------------------------------------------------------------
-    def _aggregate(self, t: int, positive: list[Scored], heldout_b: list[torch.Tensor]) -> dict[str, Any]:
+    def _aggregate(self, t: int, chosen: list[Submission], heldout_b: list[torch.Tensor]) -> dict[str, Any]:
+        """Lead: mirror the selected artifacts, build and apply the manifest, publish it (and a checkpoint)."""
         rt, cfg = self.rt, self.cfg
-        chosen: list[Scored] = []
-        for frag in sorted({r.fragment for r in positive}):
-            cohort = [r for r in positive if r.fragment == frag]
-            chosen += select_top(cohort, cfg.sync.top_g, score=lambda r: float(r.score))
         contribs = []
-        for r in chosen:  # mirror: followers fetch selected artifacts from the lead's store only
-            key = artifact_key(rt.netuid, t, r.hotkey, r.fragment)
-            self.store.put(key, r.data)
-            contribs.append(Contribution(fragment=r.fragment, uid=r.uid, hotkey=r.hotkey, key=key,
-                                         sha256=r.artifact.sha256, score=float(r.score),
-                                         delta=decode(r.artifact.encoded, rt.gm.shapes(r.fragment))))
+        for s in chosen:  # mirror: followers fetch selected artifacts from the lead's store only
+            assert s.data is not None and s.artifact is not None  # eligible submissions keep their update
+            key = artifact_key(rt.netuid, t, s.hotkey, s.fragment)
+            self.store.put(key, s.data)
+            contribs.append(Contribution(fragment=s.fragment, uid=s.uid, hotkey=s.hotkey, key=key,
+                                         sha256=s.artifact.sha256, score=float(s.score or 0.0),
+                                         delta=s.dense()))  # the one densification, for aggregation only
         manifest = build_manifest(netuid=rt.netuid, window=t, base_version=rt.gm.version, contributions=contribs,
-                                  outer_lr=cfg.sync.outer_lr, top_g=cfg.sync.top_g)
+                                  outer_lr=cfg.sync.outer_lr, top_g=cfg.sync.top_g, rule=cfg.sync.rule)
         by_uid = {c.uid: c for c in contribs}
         deltas = [by_uid[e.uid].delta for e in manifest.entries]
         apply_decoded(rt.gm, manifest, deltas, verify_hash=False)
@@ -418,9 +343,29 @@ class Validator:
         publish_manifest(self.store, manifest, rt.wallet.hotkey)
         if should_checkpoint(rt.gm.version, cfg.sync.checkpoint_every):
             publish_checkpoint(self.store, rt.netuid, rt.gm, rt.wallet.hotkey)
+            self._known_ckpt[rt.gm.version] = rt.gm.last_manifest_window
         return {"new_version": manifest.new_version, "model_hash": manifest.model_hash,
                 "heldout_loss_after": mean_loss(rt.gm.model, heldout_b) if manifest.entries else None,
                 "selected": [{"uid": e.uid, "fragment": e.fragment, "coef": e.weight} for e in manifest.entries]}
+
+    def _prune_own_store(self, t: int) -> None:
+        """Retention (sync/retention.py): drop our store's keys past the horizon, never what a late joiner needs.
+
+        Everything at or after the oldest kept checkpoint's last manifest window
+        is protected, so a node joining after the horizon loads that checkpoint
+        and replays from there. A store error is logged; the sweep runs again
+        next window.
+        """
+        rt = self.rt
+        if self._retention.windows == 0 and self._retention.checkpoints == 0:
+            return
+        try:
+            protect = protect_window(self.store, rt.netuid, self._retention, self._known_ckpt,
+                                     max_bytes=max_checkpoint_bytes(rt.gm))
+            prune_store(self.store, netuid=rt.netuid, now_window=t, policy=self._retention,
+                        protect_from_window=protect)
+        except SubnetError as exc:
+            logger.warning("retention: window {}: {}", t, exc)
 
     def _follow(self, lead: Peer, t: int) -> None:
         """A non-lead validator applies the lead's manifest for `t` (waiting for it until `t+1` ends)."""
@@ -494,78 +439,3 @@ def _fault_delay(raw: str | None) -> float:
         raise ConfigError(f"{SCORING_DELAY_ENV}={raw!r} is not a number of seconds >= 0",
                           remediation=f"unset {SCORING_DELAY_ENV}: it is a fault-injection knob for tests")
     return value
-
-
-def _pow_margin(r: Scored) -> float:
-    """How much better an update fits its miner's own assigned pages than control pages (-inf: not evaluated)."""
-    a, c = r.detail.get("assigned_improvement"), r.detail.get("random_improvement")
-    return float(a) - float(c) if a is not None and c is not None and r.score is not None else float("-inf")
-
-
-def _resolve_ties(results: list[Scored], tied: dict[int, int]) -> None:
-    """Near-duplicates whose order the evidence cannot tell: the update is whoever's data it fits.
-
-    Both were evaluated on their own assigned pages. A copy carries the work of
-    the original on the original's pages, so it fits the copier's pages no
-    better than control pages; the one with the smaller proof-of-work margin
-    scores zero (unslashed: the judgement is statistical). A tie between two
-    equal margins (neither evaluated) zeroes both.
-    """
-    by_uid = {r.uid: r for r in results}
-    for uid, twin in tied.items():
-        r, other = by_uid.get(uid), by_uid.get(twin)
-        if r is None or other is None:
-            continue
-        mine, theirs = _pow_margin(r), _pow_margin(other)
-        if mine < theirs or mine == theirs:
-            r.score, r.artifact = 0.0, None
-            r.reason = (f"copy tie uid {twin} (near-duplicates, order unknown; the update fits uid {twin}'s "
-                        f"assigned pages better: zero, unslashed)" if mine < theirs else
-                        f"copy tie uid {twin} (near-duplicates, order unknown, no proof of work tells them apart: "
-                        f"zero, unslashed)")
-
-
-def _commit_block(peers: list[Peer], uid: int) -> int:
-    for p in peers:
-        if p.uid == uid:
-            return p.commit_block or 0
-    return 0
-
-
-def _norm(encoded: EncodedUpdate) -> float:
-    """L2 norm of an update from its sparse entries (no dense decode)."""
-    return math.sqrt(sum(float((t.values.double() ** 2).sum()) for t in decode_sparse(encoded)))
-
-
-def store_identity(location: str) -> object:
-    """What a location names, whatever its spelling (case, trailing dot or slash, default port, %-escapes).
-
-    Sybils sharing one store must not escape the rule by writing it differently;
-    an unparseable location is its own identity (it is refused anyway).
-    """
-    try:
-        loc = parse_location(location, LocationPolicy.devnet())
-    except Exception:  # noqa: BLE001 - any text is acceptable input here
-        return ("raw", location)
-    if isinstance(loc, S3Location):
-        ep = loc.endpoint
-        where = None if ep is None else (ep.host.rstrip(".").lower(), ep.port or (443 if ep.scheme == "https" else 80))
-        return ("s3", where, loc.bucket, loc.prefix.strip("/"))
-    return ("local", os.path.normpath(loc.path))
-
-
-def _shared_stores(peers: list[Peer]) -> dict[int, int]:
-    """Hotkeys committing the same store are one operator (sybils): only the first committed competes.
-
-    Returns charged uid -> the uid that keeps the store (earliest commitment, then lowest uid).
-    """
-    by_loc: dict[object, list[Peer]] = {}
-    for p in peers:
-        if p.location:
-            by_loc.setdefault(store_identity(p.location), []).append(p)
-    charged: dict[int, int] = {}
-    for group in by_loc.values():
-        if len(group) > 1:
-            keep, *rest = sorted(group, key=lambda p: (p.commit_block or 0, p.uid))
-            charged.update({p.uid: keep.uid for p in rest})
-    return charged

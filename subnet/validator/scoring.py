@@ -23,6 +23,25 @@ Score: held-out improvement, by default *relative* to the baseline
 (``(L_before - L_after) / L_before``), which is what templar uses and keeps
 scores comparable across windows as the loss falls.
 
+Variance reduction (the window's reference set): a few held-out pages rank
+contributions noisily, mostly through the first-order term ``g . delta`` whose
+value depends on which pages were drawn. When the baseline carries gradients
+(``compute_baseline(..., reference=...)``, once per window: one forward and
+backward over the scored held-out and control batches and over a larger
+held-out *reference* set), every measured improvement is corrected by a
+control variate::
+
+    estimate = measured(scored pages) - lin(scored pages) + lin(reference set)
+    lin(S)   = eval_lr * <grad L_S, delta> / L_S       (relative mode)
+
+i.e. the linear part of the improvement is taken from the large set (a sparse
+dot product per submission, no extra forward pass) and only the curvature
+part from the scored forward pass. The estimate is still an exact loss
+measurement where it matters for abuse: scaling an update or sending noise
+adds curvature (second-order) loss that the scored forward pass sees in full,
+and the reference pages come from the next window's seed, unknown to miners.
+Without reference gradients the score is the plain measured improvement.
+
 Proof of work: the improvement on the miner's assigned pages must beat the
 improvement on pages it could not have trained on. The control is the
 batch-weighted mean of the random-page and held-out improvements (both are
@@ -32,6 +51,12 @@ on the tiny model with one 8-page batch per set and the default codec, honest
 miners showed own/control >= 1.98 and miners trained on other pages
 <= 1.40 (8 of each), hence the default ``pow_ratio = 0.5``; a bare
 ``own > random`` passed about half of the lazy miners on sampling noise.
+A ratio alone cannot tell a real gap from a lucky page draw when both
+improvements are tiny (noise updates flip a coin), so the difference must
+also clear ``pow_z`` standard errors, taken from the per-page spread of the
+assigned and control improvements (Welch); with the reference control
+variate the control mean is the corrected one. bench/validator.py measures
+both rules side by side over 25+ windows (docs/BENCHMARKS.md).
 Failing scores ``min(0, held-out improvement)`` with reason
 ``"no proof of work"`` (never credit, still recorded as harmful when it
 hurts). Empty updates score 0 without evaluation; non-finite updates or
@@ -41,6 +66,7 @@ score so the competition can rank them below useless ones.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,6 +82,7 @@ from subnet.codec.errors import BadShape
 from subnet.codec.sparseloco import EncodedUpdate, SparseTensor, decode_sparse
 from subnet.data.pages import Split, TokenPages
 from subnet.errors import ConfigError
+from subnet.protocol.assignment import AssignmentParams, heldout_pages
 
 Delta = Mapping[str, torch.Tensor] | Sequence[SparseTensor] | EncodedUpdate
 """A pseudo-gradient: dense tensors by name, decoded sparse entries, or the codec's encoded form."""
@@ -87,10 +114,20 @@ class ScoreConfig:
     n_heldout_batches: int = 1
     n_random_batches: int = 1
     batch_size: int = 8
+    """Token pages per held-out batch."""
     pow_batch_size: int = 4
+    """Token pages per assigned or random (proof-of-work) batch."""
     relative: bool = True
     pow_ratio: float = 0.5
     pow_margin: float = 0.0
+    pow_z: float = 0.0
+    """And by this many standard errors of the difference (from the per-page spread of the assigned and control
+    improvements; 3 lets sampling noise pass about 1 try in 700). 0 (the default) disables it: on the tiny model
+    with 8 assigned pages honest t reached down to ~2 (docs/BENCHMARKS.md), so a z of 3 would fail honest work."""
+    n_reference_batches: int = 0
+    """Held-out batches (of ``batch_size`` pages, drawn from the next window's seed) whose gradient gives
+    the first-order term of every score (the control variate; once per window); 0 (the default) = plain
+    measurement: with 8 batches it did not raise fidelity on the tiny model (docs/BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.eval_lr) and self.eval_lr > 0):
@@ -98,9 +135,9 @@ class ScoreConfig:
         for name in ("n_assigned_batches", "n_heldout_batches", "batch_size", "pow_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ScoreConfig.{name} must be >= 1")
-        if self.n_random_batches < 0:
-            raise ConfigError("ScoreConfig.n_random_batches must be >= 0")
-        for name in ("pow_ratio", "pow_margin"):
+        if self.n_random_batches < 0 or self.n_reference_batches < 0:
+            raise ConfigError("ScoreConfig.n_random_batches and n_reference_batches must be >= 0")
+        for name in ("pow_ratio", "pow_margin", "pow_z"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"ScoreConfig.{name} must be finite and >= 0, got {value}")
@@ -112,6 +149,22 @@ class Baseline:
 
     heldout_loss: float
     random_loss: float
+    heldout_page_losses: tuple[float, ...] = ()
+    """Per-page before-losses of the held-out batches (the proof-of-work test's spread)."""
+    random_page_losses: tuple[float, ...] = ()
+    """Per-page before-losses of the random (control) batches."""
+    reference_loss: float = float("nan")
+    """Mean loss over the reference held-out set (NaN: no reference, plain measurement)."""
+    heldout_grad: Mapping[str, torch.Tensor] | None = None
+    """d(mean loss on the scored held-out batches)/d(param), by parameter name."""
+    random_grad: Mapping[str, torch.Tensor] | None = None
+    """The same on the random (control) batches (None without random batches)."""
+    reference_grad: Mapping[str, torch.Tensor] | None = None
+    """The same on the reference set: the low-variance first-order term."""
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference_grad is not None and self.heldout_grad is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +181,14 @@ class ContributionScore:
     proof_of_work: bool
     score: float
     reason: str
+    estimated_improvement: float = float("nan")
+    """Held-out improvement after the control variate (what ``score`` is); the measurement when no reference."""
+    heldout_linear: float = float("nan")
+    """First-order prediction of the held-out improvement on the scored batches."""
+    reference_linear: float = float("nan")
+    """First-order prediction on the reference set (NaN: no reference)."""
+    pow_t: float = float("nan")
+    """(assigned - control) improvement in standard errors of the difference (NaN: too few pages to tell)."""
 
 
 def mean_loss(model: nn.Module, batches: Sequence[torch.Tensor]) -> float:
@@ -152,6 +213,31 @@ def mean_loss(model: nn.Module, batches: Sequence[torch.Tensor]) -> float:
     finally:
         model.train(was_training)
     return total / count
+
+
+def page_losses(model: nn.Module, batches: Sequence[torch.Tensor]) -> list[float]:
+    """Mean next-token loss of every page (row) of every batch, in order (one forward per batch)."""
+    if not batches:
+        raise ConfigError("page_losses needs at least one batch")
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                out += _row_losses(model, batch).tolist()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _row_losses(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """[B] mean next-token loss per page (float32 logits)."""
+    if batch.dim() != 2 or batch.shape[1] < 2:
+        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+    logits = model(input_ids=batch[:, :-1]).logits
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="none")
+    return loss.view(batch.shape[0], -1).mean(dim=1)
 
 
 def page_batches(pages: TokenPages, indices: Sequence[int], split: Split, batch_size: int,
@@ -210,14 +296,102 @@ def applied(params: Mapping[str, torch.Tensor], delta: Delta, lr: float) -> Iter
                 p.copy_(original)
 
 
-def compute_baseline(model: nn.Module, heldout_batches: Sequence[torch.Tensor],
-                     random_batches: Sequence[torch.Tensor]) -> Baseline:
-    """Before-losses shared by every submission scored on this base model in this window.
+def loss_and_grad(model: nn.Module, batches: Sequence[torch.Tensor]) -> tuple[float, dict[str, torch.Tensor]]:
+    """Mean next-token loss over ``batches`` and its gradient for every parameter (by name).
 
-    With no random batches ``random_loss`` is NaN and scoring uses the held-out control only.
+    Leaves the model as it was: requires_grad flags, existing ``.grad`` and
+    train/eval mode are restored, parameters are not touched.
     """
-    random_loss = mean_loss(model, random_batches) if random_batches else float("nan")
-    return Baseline(heldout_loss=mean_loss(model, heldout_batches), random_loss=random_loss)
+    rows, grads = _page_losses_and_grad(model, batches)
+    return sum(rows) / len(rows), grads
+
+
+def _page_losses_and_grad(model: nn.Module,
+                          batches: Sequence[torch.Tensor]) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Per-page losses and the gradient of their mean (all pages have one length, so it is the token mean)."""
+    if not batches:
+        raise ConfigError("loss_and_grad needs at least one batch")
+    named = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in named.items()}
+    saved = {n: p.grad for n, p in named.items()}
+    was_training = model.training
+    n_rows = sum(int(b.shape[0]) for b in batches)
+    rows: list[float] = []
+    try:
+        model.eval()
+        for p in named.values():
+            p.requires_grad_(True)
+            p.grad = None
+        with torch.enable_grad():
+            for batch in batches:
+                row = _row_losses(model, batch)
+                (row.sum() / n_rows).backward()
+                rows += row.detach().tolist()
+        grads = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in named.items()}
+    finally:
+        for n, p in named.items():
+            p.grad = saved[n]
+            p.requires_grad_(flags[n])
+        model.train(was_training)
+    return rows, grads
+
+
+def compute_baseline(model: nn.Module, heldout_batches: Sequence[torch.Tensor],
+                     random_batches: Sequence[torch.Tensor],
+                     reference: Sequence[torch.Tensor] = ()) -> Baseline:
+    """Before-losses (and with ``reference``, gradients) shared by every submission of this window.
+
+    With no random batches ``random_loss`` is NaN and scoring uses the held-out
+    control only. With ``reference`` batches (``ScoreConfig.n_reference_batches``
+    held-out batches from the next window's seed) the baseline also carries the
+    gradients of the held-out, random and reference losses, and every score gets
+    the control variate of the module docstring; cost: one forward+backward over
+    the three sets, once per window.
+    """
+    mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
+    if not reference:
+        held = page_losses(model, heldout_batches)
+        rand = page_losses(model, random_batches) if random_batches else []
+        return Baseline(heldout_loss=mean(held), random_loss=mean(rand), heldout_page_losses=tuple(held),
+                        random_page_losses=tuple(rand))
+    held, held_grad = _page_losses_and_grad(model, heldout_batches)
+    rand, rand_grad = _page_losses_and_grad(model, random_batches) if random_batches else ([], None)
+    ref_loss, ref_grad = loss_and_grad(model, reference)
+    return Baseline(heldout_loss=mean(held), random_loss=mean(rand), heldout_page_losses=tuple(held),
+                    random_page_losses=tuple(rand), reference_loss=ref_loss,
+                    heldout_grad=held_grad, random_grad=rand_grad, reference_grad=ref_grad)
+
+
+def reference_pages(seed_next: int, params: AssignmentParams, n_pages: int) -> tuple[int, ...]:
+    """The window's reference held-out pages: a larger draw from the same seed as the scored ones.
+
+    Deterministic (any validator can audit it) and unknown to miners while
+    they train, like the scored held-out pages; it may overlap them.
+    """
+    if n_pages < 1:
+        raise ConfigError("reference_pages needs n_pages >= 1")
+    n = min(n_pages, params.n_heldout_pages)
+    return heldout_pages(seed_next, dataclasses.replace(params, heldout_per_window=n))
+
+
+def _linear(grad: Mapping[str, torch.Tensor], delta: Mapping[str, torch.Tensor] | Sequence[SparseTensor],
+            lr: float, before: float, relative: bool) -> float:
+    """First-order improvement ``lr * <grad, delta>`` (relative: divided by the before-loss); sparse-aware."""
+    dot = 0.0
+    if isinstance(delta, Mapping):
+        for name, d in delta.items():
+            g = grad.get(name)
+            if g is None or g.shape != d.shape:
+                raise BadShape(f"no gradient shaped {tuple(d.shape)} for {name!r}")
+            dot += float((g.double() * d.double()).sum())
+    else:
+        for t in delta:
+            g = grad.get(t.name)
+            if g is None or tuple(g.shape) != tuple(t.shape):
+                raise BadShape(f"no gradient shaped {tuple(t.shape)} for {t.name!r}")
+            dot += float((g.reshape(-1)[t.index].double() * t.values.double()).sum())
+    gain = lr * dot
+    return gain / before if relative else gain
 
 
 def _delta_stats(delta: Delta) -> tuple[bool, bool]:
@@ -227,6 +401,21 @@ def _delta_stats(delta: Delta) -> tuple[bool, bool]:
     finite = all(bool(torch.isfinite(t).all()) for t in tensors)
     zero = all(not bool(t.any()) for t in tensors)
     return finite, zero
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _t_stat(diff: float, own: Sequence[float], control: Sequence[float]) -> float:
+    """``diff`` over the standard error of (mean own - mean control) from the per-page spreads (Welch)."""
+    if len(own) < 2 or len(control) < 2 or not math.isfinite(diff):
+        return float("nan")
+    var = lambda v: sum((x - _mean(v)) ** 2 for x in v) / (len(v) - 1)  # noqa: E731
+    se = math.sqrt(var(own) / len(own) + var(control) / len(control))
+    if not math.isfinite(se):
+        return float("nan")
+    return diff / se if se > 0 else (math.inf if diff > 0 else -math.inf if diff < 0 else 0.0)
 
 
 def _improvement(before: float, after: float, relative: bool) -> float:
@@ -260,30 +449,51 @@ def score_contribution(
         return zero("non-finite update")
     if empty:
         return zero("empty update", heldout_after=baseline.heldout_loss, heldout_improvement=0.0,
-                    assigned_improvement=0.0, random_improvement=0.0, control_improvement=0.0)
+                    assigned_improvement=0.0, random_improvement=0.0, control_improvement=0.0,
+                    estimated_improvement=0.0)
 
-    assigned_before = mean_loss(model, assigned_batches)
+    own_before = page_losses(model, assigned_batches)
     try:
         with applied(params, delta, cfg.eval_lr):
-            heldout_after = mean_loss(model, heldout_batches)
-            random_after = mean_loss(model, random_batches) if random_batches else float("nan")
-            assigned_after = mean_loss(model, assigned_batches)
+            held_after_p = page_losses(model, heldout_batches)
+            rand_after_p = page_losses(model, random_batches) if random_batches else []
+            own_after = page_losses(model, assigned_batches)
     except BadShape as exc:
         return zero(f"malformed update: {exc}")
+    assigned_before, assigned_after = _mean(own_before), _mean(own_after)
+    heldout_after, random_after = _mean(held_after_p), _mean(rand_after_p)
 
     held = _improvement(baseline.heldout_loss, heldout_after, cfg.relative)
     own = _improvement(assigned_before, assigned_after, cfg.relative)
     rand = _improvement(baseline.random_loss, random_after, cfg.relative) if random_batches else float("nan")
+    est, rand_est, lin_h, lin_ref = held, rand, float("nan"), float("nan")
+    if baseline.has_reference:  # control variate: first-order term from the reference set
+        try:
+            lin_ref = _linear(baseline.reference_grad, delta, cfg.eval_lr, baseline.reference_loss, cfg.relative)  # type: ignore[arg-type]
+            lin_h = _linear(baseline.heldout_grad, delta, cfg.eval_lr, baseline.heldout_loss, cfg.relative)  # type: ignore[arg-type]
+            est = held - lin_h + lin_ref
+            if random_batches and baseline.random_grad is not None:
+                rand_est = rand - _linear(baseline.random_grad, delta, cfg.eval_lr, baseline.random_loss,
+                                          cfg.relative) + lin_ref
+        except BadShape as exc:
+            return zero(f"malformed update: {exc}")
     n_h, n_r = len(heldout_batches), len(random_batches)
-    control = (held * n_h + rand * n_r) / (n_h + n_r) if n_r else held
+    control = (est * n_h + rand_est * n_r) / (n_h + n_r) if n_r else est
+    own_pages = [_improvement(b, a, cfg.relative) for b, a in zip(own_before, own_after)]
+    ctrl_pages = ([_improvement(b, a, cfg.relative) for b, a in zip(baseline.heldout_page_losses, held_after_p)]
+                  + [_improvement(b, a, cfg.relative) for b, a in zip(baseline.random_page_losses, rand_after_p)])
+    t = _t_stat(own - control, own_pages, ctrl_pages)
     measured = dict(heldout_after=heldout_after, heldout_improvement=held, assigned_improvement=own,
-                    random_improvement=rand, control_improvement=control)
-    if not all(math.isfinite(x) for x in (held, own, control, assigned_before)):
+                    random_improvement=rand, control_improvement=control, estimated_improvement=est,
+                    heldout_linear=lin_h, reference_linear=lin_ref, pow_t=t)
+    if not all(math.isfinite(x) for x in (held, est, own, control, assigned_before)):
         return zero("non-finite loss", **measured)
     pow_ok = own > control + cfg.pow_ratio * abs(control) + cfg.pow_margin
+    if cfg.pow_z > 0 and math.isfinite(t):
+        pow_ok = pow_ok and t > cfg.pow_z
     if not pow_ok:
         logger.debug("no proof of work: assigned {:.4g} vs control {:.4g}", own, control)
         return ContributionScore(heldout_before=baseline.heldout_loss, **measured, proof_of_work=False,
-                                 score=min(0.0, held), reason=NO_PROOF_OF_WORK)
+                                 score=min(0.0, est), reason=NO_PROOF_OF_WORK)
     return ContributionScore(heldout_before=baseline.heldout_loss, **measured, proof_of_work=True,
-                             score=held, reason="ok" if held > 0 else "no held-out improvement")
+                             score=est, reason="ok" if est > 0 else "no held-out improvement")

@@ -4,8 +4,9 @@ Holds what a restart must not lose: the competition (ratings, leader), the
 last window scored, the block of the last weights set or commit (so a restart
 never sets weights twice inside the rate limit), a timelocked commit still
 waiting for its reveal (so a restart neither commits twice nor forgets to
-verify it), and the first-seen times of artifacts in
-windows not yet scored (the upload deadline is judged by those).
+verify it), and each fragment's reference update norm (the norm gate's
+yardstick). Upload evidence (first-seen bytes and blocks) lives in
+evidence.py's own files.
 The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
 """
 
@@ -30,14 +31,15 @@ class ValidatorState:
     last_scored_window: int = -1
     last_weights_block: int = -1
     weights_windows: int = 0
-    # window -> hotkey -> [first_seen unix time, block when seen]
-    seen: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     # A timelocked weights commit waiting for its reveal (weights_loop.PendingCommit.to_dict()), or None.
     pending_commit: dict[str, Any] | None = None
-    # fragment -> reference update norm (EMA of the lower median of positively scored updates): the norm gate's
-    # yardstick, which uploads that score nothing (noise, zeros, tiny updates) cannot move
+    # fragment -> reference update norm (EMA of the score-weighted lower median norm of positively scored updates,
+    # pipeline.update_ref_norms): the norm gate's yardstick, which uploads that earn little or nothing cannot move
     ref_norms: dict[int, float] = field(default_factory=dict)
+    # hotkey -> window of its last full evaluation by this validator (sampling.record_evaluations): the coverage
+    # guarantee's clock
+    last_evaluated: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -46,14 +48,14 @@ class ValidatorState:
             "last_scored_window": self.last_scored_window,
             "last_weights_block": self.last_weights_block,
             "weights_windows": self.weights_windows,
-            "seen": {str(w): v for w, v in self.seen.items()},
             "identity": self.identity,
             "pending_commit": self.pending_commit,
             "ref_norms": {str(f): v for f, v in self.ref_norms.items()},
+            "last_evaluated": dict(self.last_evaluated),
         }, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ValidatorState":
+    def from_json(cls, text: str) -> ValidatorState:
         try:
             raw = json.loads(text)
             if raw.get("schema") != SCHEMA:
@@ -63,11 +65,11 @@ class ValidatorState:
                 last_scored_window=int(raw["last_scored_window"]),
                 last_weights_block=int(raw["last_weights_block"]),
                 weights_windows=int(raw.get("weights_windows", 0)),
-                seen={int(w): {str(h): [float(x) for x in v] for h, v in d.items()} for w, d in raw["seen"].items()},
                 identity=dict(raw.get("identity") or {}),
                 pending_commit=_pending(raw.get("pending_commit")),
                 ref_norms={int(f): float(v) for f, v in (raw.get("ref_norms") or {}).items()
                            if float(v) > 0 and float(v) < float("inf")},
+                last_evaluated={str(h): int(w) for h, w in (raw.get("last_evaluated") or {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",
@@ -78,7 +80,7 @@ class ValidatorState:
         return write_text_atomic(Path(state_dir).expanduser() / STATE_FILE, self.to_json())
 
     @classmethod
-    def load(cls, state_dir: str | Path, identity: dict[str, Any]) -> "ValidatorState":
+    def load(cls, state_dir: str | Path, identity: dict[str, Any]) -> ValidatorState:
         path = Path(state_dir).expanduser() / STATE_FILE
         if not path.exists():
             return cls(identity=dict(identity))
@@ -88,10 +90,6 @@ class ValidatorState:
                               remediation="use another --state_dir for another hotkey/netuid/model")
         state.identity = dict(identity)
         return state
-
-    def prune_seen(self, before_window: int) -> None:
-        for w in [w for w in self.seen if w < before_window]:
-            del self.seen[w]
 
 
 def _pending(raw: Any) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 The competition (``competition.compute_weights``) gives a few winners (and
 maybe the burn uid) nonzero weight and everyone else exactly 0. Real subnets
 refuse such a vector: subtensor's ``set_weights`` wants at least
-``min(MinAllowedWeights, n)`` entries (the runtime default is 1024; a new subnet starts at 1 (`init_new_network`), and owners may raise it), the
+``min(MinAllowedWeights, n)`` entries (the runtime default is 1024; a new
+subnet starts at 1 (`init_new_network`), and owners may raise it), the
 SDK's ``SetWeights`` preflight wants at least the raw ``MinAllowedWeights``
 nonzero entries after u16 quantization, and no entry may exceed
 ``MaxWeightsLimit`` of the row's total. ``plan_weights`` meets those rules
