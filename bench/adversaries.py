@@ -38,6 +38,7 @@ for p in (REPO, REPO / "validator_tests"):
 
 from harness.devnet import running_devnet  # noqa: E402
 from harness.network import start_network, wait_for_weights_in_effect  # noqa: E402
+
 from subnet.chain import make_subtensor  # noqa: E402
 from subnet.model.presets import build_model  # noqa: E402
 from subnet.model.state import load_checkpoint  # noqa: E402
@@ -165,7 +166,9 @@ def run_network(root: Path, adversaries: list[str], *, honest: int = 2, windows:
         loss, version = heldout_loss(state, load_data("tiny")), int(meta["version"])
     return RunResult(behaviours=behaviours, scored=net.events("validator", "window_scored")[:windows],
                      manifests=[m for m in net.events("validator", "manifest_published")
-                                if m["window"] <= max((e["window"] for e in net.events("validator", "window_scored")[:windows]), default=-1)],
+                                if m["window"] <= max((e["window"]
+                                                       for e in net.events("validator", "window_scored")[:windows]),
+                                                      default=-1)],
                      incentive=incentive, validator_alive=alive, heldout_loss=loss, model_version=version,
                      seconds=time.monotonic() - t0, root=root, miner_events=net.events("miner"),
                      wallets={m.uid: m.wallet for m in net.boot.miners})
@@ -217,13 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"group": g, "adversary": label, "uid": uid, "weight": fw[uid],
                          "incentive": res.incentive.get(uid, 0.0), "honest_min_weight": honest_min,
                          "loss_with": res.heldout_loss, "loss_without": base.heldout_loss,
-                         "delta": (res.heldout_loss - base.heldout_loss) if res.heldout_loss and base.heldout_loss else None,
+                         "delta": ((res.heldout_loss - base.heldout_loss)
+                                   if res.heldout_loss and base.heldout_loss else None),
                          "selected": uid in res.selected(), "reasons": _reason_kinds(res.reasons(uid))})
-    hdr = f"{'adversary':<14}{'uid':>4}{'weight':>8}{'incent.':>8}{'hon.min':>8}{'loss with':>10}{'without':>9}{'delta':>8}  sel  reasons"
+    hdr = (f"{'adversary':<14}{'uid':>4}{'weight':>8}{'incent.':>8}{'hon.min':>8}{'loss with':>10}{'without':>9}"
+           f"{'delta':>8}  sel  reasons")
     print("\n" + hdr + "\n" + "-" * len(hdr))
     for r in rows:
         print(f"{r['adversary']:<14}{r['uid']:>4}{r['weight']:>8.3f}{r['incentive']:>8.3f}{r['honest_min_weight']:>8.3f}"
-              f"{r['loss_with']:>10.4f}{r['loss_without']:>9.4f}{r['delta']:>+8.4f}  {'YES' if r['selected'] else 'no ':<4} "
+              f"{r['loss_with']:>10.4f}{r['loss_without']:>9.4f}{r['delta']:>+8.4f}  "
+              f"{'YES' if r['selected'] else 'no ':<4} "
               f"{r['reasons']}")
     (out / "results.json").write_text(json.dumps({"baseline_loss": base.heldout_loss, "rows": rows}, indent=1))
     return 0

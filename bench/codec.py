@@ -115,7 +115,8 @@ def measure_bytes(preset: str, n_fragments: int, cfg: CodecConfig, pages: TokenP
             rows.append({
                 "preset": preset, "fragments": n_fragments, "fragment": frag.name, "subset": subset, "params": n,
                 "tensors": len(sel), "artifact_bytes": len(data), "payload_bytes": encoded.payload_bytes(),
-                "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "x_vs_fp32": 4 * n / len(data), "x_vs_bf16": 2 * n / len(data),
+                "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "x_vs_fp32": 4 * n / len(data),
+                "x_vs_bf16": 2 * n / len(data),
                 "bits_per_param": 8 * len(data) / n, "payload_bits_per_param": 8 * encoded.payload_bytes() / n,
             })
     return rows
@@ -136,7 +137,8 @@ def measure_cost(preset: str, cfg: CodecConfig, pages: TokenPages, args) -> dict
     eval_rows = pages.batch(list(range(args.batch)), split="heldout")[:, : args.seq + 1]
     pg = {n: torch.randn(s) * 1e-3 for n, s in shapes.items()}
     data = write_artifact(enc.encode(pg), _header(kp), kp)
-    times: dict[str, list[float]] = {k: [] for k in ("step", "encode", "eval", "read", "decode_apply_revert", "decode_dense")}
+    times: dict[str, list[float]] = {k: [] for k in ("step", "encode", "eval", "read", "decode_apply_revert",
+                                                     "decode_dense")}
 
     def step() -> None:
         lm_loss(model, rows).backward()
@@ -222,7 +224,8 @@ def simulate(sim: SimConfig, method: str, cfg: CodecConfig | None, seed: int, pa
     shapes = {n: tuple(p.shape) for n, p in glob.named_parameters()}
     gparams = dict(glob.named_parameters())
     workers = [build_model(sim.preset, seed=seed) for _ in range(sim.workers)]
-    opts = [torch.optim.AdamW(w.parameters(), lr=sim.lr, betas=(0.9, 0.95), weight_decay=sim.weight_decay) for w in workers]
+    opts = [torch.optim.AdamW(w.parameters(), lr=sim.lr, betas=(0.9, 0.95), weight_decay=sim.weight_decay)
+            for w in workers]
     encs = [Encoder(shapes, cfg) for _ in workers] if method == "codec" else []
     kps = [Keypair.create_from_uri(f"//SimWorker{r}") for r in range(sim.workers)]
     order = torch.randperm(pages.n_train, generator=torch.Generator().manual_seed(seed))
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     cfg = _codec(args)
     print(f"config: {json.dumps(vars(args))}")
-    print(f"codec: {cfg} (density {cfg.density:.4%}); torch {torch.__version__}, threads 1, {platform.processor() or platform.machine()}")
+    print(f"codec: {cfg} (density {cfg.density:.4%}); torch {torch.__version__}, threads 1, "
+          f"{platform.processor() or platform.machine()}")
     print("bytes convention: physical = len(signed safetensors file), container + metadata + signature included")
     results: dict = {"config": vars(args), "codec": asdict(cfg)}
     pages_cache: dict[int, TokenPages] = {}
@@ -365,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'preset':6} {'params':>9} {'step s':>8} {'encode s':>9} {'enc/step':>8} {'enc/H15':>8} {'enc/H30':>8} "
               f"{'eval s':>8} {'read s':>8} {'d+a+r s':>8} {'dar/eval':>8}")
         for r in rows:
-            print(f"{r['preset']:6} {r['params']:>9} {r['step_s']:>8.4f} {r['encode_s']:>9.4f} {r['encode_per_step']:>8.3f} "
+            print(f"{r['preset']:6} {r['params']:>9} {r['step_s']:>8.4f} {r['encode_s']:>9.4f} "
+                  f"{r['encode_per_step']:>8.3f} "
                   f"{r['encode_frac_H15']:>8.2%} {r['encode_frac_H30']:>8.2%} {r['eval_s']:>8.4f} {r['read_s']:>8.4f} "
                   f"{r['decode_apply_revert_s']:>8.4f} {r['dar_frac_eval']:>8.2%}")
 

@@ -59,7 +59,8 @@ class FuzzReport:
     n: int = 0
     seconds: float = 0.0
     outcomes: collections.Counter = field(default_factory=collections.Counter)  # "ok" or error class name
-    by_mutator: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    by_mutator: dict[str, collections.Counter] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter))
     crashes: list[tuple[str, str]] = field(default_factory=list)  # (mutator, repr of exception)
     hangs: list[str] = field(default_factory=list)
     max_input_s: float = 0.0
@@ -119,7 +120,8 @@ def _tensors_of(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     out = {}
     for name, e in header.items():
         a, b = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(body[a:b]) or bytearray(1), dtype=dt[e["dtype"]])[: (b - a) // dt[e["dtype"]].itemsize].reshape(e["shape"]).clone()
+        out[name] = (torch.frombuffer(bytearray(body[a:b]) or bytearray(1), dtype=dt[e["dtype"]])
+                     [: (b - a) // dt[e["dtype"]].itemsize].reshape(e["shape"]).clone())
     return out, meta
 
 
@@ -164,10 +166,12 @@ def m_tensor_entry(rng: random.Random, d: bytes) -> bytes:
     if choice == 0:
         e["dtype"] = rng.choice(("F32", "I64", "U8", "BF16", "F64", "BOOL", "XX", 5, None))
     elif choice == 1:
-        e["shape"] = rng.choice(([], [0], [2**62], [-1], [1.5], ["3"], [True], [2] * 9, [e["shape"][0] + 1] if e["shape"] else [1]))
+        e["shape"] = rng.choice(([], [0], [2**62], [-1], [1.5], ["3"], [True], [2] * 9,
+                                 [e["shape"][0] + 1] if e["shape"] else [1]))
     elif choice == 2:
         a, b = e["data_offsets"]
-        e["data_offsets"] = rng.choice(([b, a], [a, b + 1], [a - 1, b], [0, 2**64], [-5, b], [a, 10**30], [a], "x", [a, b, 0]))
+        e["data_offsets"] = rng.choice(([b, a], [a, b + 1], [a - 1, b], [0, 2**64], [-5, b], [a, 10**30], [a], "x",
+                                        [a, b, 0]))
     elif choice == 3:
         del e[rng.choice(list(e))]
     elif choice == 4:
@@ -326,7 +330,8 @@ def s_sizes(rng: random.Random, d: bytes) -> bytes:
     name = rng.choice(("idx", "occ", "val", "scale"))
     choice = rng.randrange(4)
     if choice == 0:
-        t[name] = torch.cat([t[name].view(-1), t[name].view(-1)[:1]]) if t[name].numel() else torch.zeros(1, dtype=t[name].dtype)
+        t[name] = (torch.cat([t[name].view(-1), t[name].view(-1)[:1]]) if t[name].numel()
+                   else torch.zeros(1, dtype=t[name].dtype))
     elif choice == 1:
         t[name] = t[name].view(-1)[:-1].clone()
     elif choice == 2:
@@ -351,7 +356,8 @@ def valid(rng: random.Random, d: bytes) -> bytes:
 
 MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], bytes], int]] = {
     "bitflip": (m_bitflip, 12), "byteset": (m_byteset, 8), "truncate": (m_truncate, 8), "extend": (m_extend, 4),
-    "length_prefix": (m_length_prefix, 4), "tensor_entry": (m_tensor_entry, 8), "meta_unsigned": (m_metadata_unsigned, 6),
+    "length_prefix": (m_length_prefix, 4), "tensor_entry": (m_tensor_entry, 8),
+    "meta_unsigned": (m_metadata_unsigned, 6),
     "header_text": (m_header_text, 4), "foreign": (m_foreign, 5), "splice": (m_splice, 3), "huge": (m_huge, 2),
     "signed_payload": (s_payload, 12), "signed_scales": (s_scales, 8), "signed_meta": (s_meta, 10),
     "signed_sizes": (s_sizes, 6), "other_signer": (s_other_signer, 3), "valid": (valid, 2),
@@ -428,7 +434,8 @@ def _save(cfg: FuzzConfig, i: int, kind: str, data: bytes) -> None:
 
 
 def print_report(r: FuzzReport, out=sys.stdout) -> None:
-    print(f"\n{r.n} inputs in {r.seconds:.1f} s = {r.rate:.0f} inputs/s; slowest input {r.max_input_s * 1000:.1f} ms", file=out)
+    print(f"\n{r.n} inputs in {r.seconds:.1f} s = {r.rate:.0f} inputs/s; slowest input {r.max_input_s * 1000:.1f} ms",
+          file=out)
     print(f"crashes: {len(r.crashes)}   hangs: {len(r.hangs)}", file=out)
     print("\noutcome                  count", file=out)
     for k, v in r.outcomes.most_common():
@@ -450,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crash_dir", type=Path, default=Path("bench/fuzz_crashes"))
     a = p.parse_args(argv)
     cfg = FuzzConfig(n=a.n, seed=a.seed, per_input_s=a.per_input_s, crash_dir=a.crash_dir)
-    r = run(cfg, progress=lambda i, rep: print(f"  {i} inputs, {rep.rate:.0f}/s, crashes {len(rep.crashes)}", flush=True))
+    r = run(cfg, progress=lambda i, rep: print(f"  {i} inputs, {rep.rate:.0f}/s, crashes {len(rep.crashes)}",
+                                               flush=True))
     print_report(r)
     return 1 if r.crashes or r.hangs else 0
 

@@ -1,9 +1,35 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project virtualenv and install Tessera with its test
 # extras. Idempotent: reinstalls only when pyproject.toml changed.
+#
+#   scripts/bootstrap.sh            venv + tessera + corpus, and headless Chromium for the dashboard test
+#   scripts/bootstrap.sh chromium   only headless Chromium (what validator_tests/test_dashboard_browser.py runs)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+# Headless Chromium from Debian's packages, for the dashboard's browser test only (the neurons never need it).
+# Installed only when missing and we are root on a Debian-like system with apt-get; otherwise a notice, and that
+# one test skips. Fast when already installed (one `command -v`).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "[bootstrap] chromium missing and cannot be installed here (not root or no apt-get): the dashboard browser test will skip" >&2
+    return 0
+  fi
+  echo "[bootstrap] installing chromium (Debian package) for the dashboard browser test" >&2
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+      || echo "[bootstrap] chromium install failed: the dashboard browser test will skip" >&2
+  fi
+}
+
+if [ "${1:-}" = chromium ]; then
+  ensure_chromium
+  exit 0
+fi
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating virtualenv .venv" >&2
@@ -21,3 +47,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # Fetch and verify the embedded corpus and train the tokenizer (cached).
 .venv/bin/tessera data prepare >&2
+ensure_chromium

@@ -298,7 +298,8 @@ def parse_bootstrap(raw: dict[str, Any], wallet_path: Path) -> Bootstrap:
         raise DemoError(f"unexpected bootstrap output ({exc}): {json.dumps(raw)[:400]}") from exc
 
 
-def run_bootstrap(python: str, network_args: list[str], n_miners: int, wallet_path: Path, logs: Path, env: dict[str, str]) -> Bootstrap:
+def run_bootstrap(python: str, network_args: list[str], n_miners: int, wallet_path: Path, logs: Path,
+                  env: dict[str, str]) -> Bootstrap:
     argv = [python, "-m", "subnet.cli", "devnet", "bootstrap", *network_args,
             "--miners", str(n_miners), "--wallet.path", str(wallet_path), "--json"]
     log = logs / "bootstrap.log"
@@ -372,21 +373,69 @@ def neuron_argv(
 # --------------------------------------------------------------------------- command
 
 
+@dataclass(frozen=True, kw_only=True)
+class DemoDevnet:
+    """The demo's devnet."""
+
+    port: int = DEFAULT_PORT
+    """Devnet port; a free one is picked if taken, 0 = any."""
+    block_ms: int = 1000
+    """Devnet block time in ms."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoModel:
+    """The model every demo neuron trains."""
+
+    preset: str = "tiny"
+    """Model preset (tiny, small, 125m, 1b, 8b)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoLogging:
+    """The neurons' log level."""
+
+    debug: bool = False
+    """Neurons (and the demo) log at DEBUG."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoCommand:
+    """tessera demo: devnet + one validator + N miners, a live scoreboard, a report."""
+
+    miners: int = field(default=4, metadata={"env": "TESSERA_DEMO_MINERS"})
+    """Number of miners (4: 2 honest, 1 noise, 1 copier)."""
+    windows: int = field(default=8, metadata={"env": "TESSERA_DEMO_WINDOWS"})
+    """Stop after the validator has scored this many windows."""
+    run_dir: str | None = field(default=None, metadata={"aliases": ("--run-dir",), "env": "TESSERA_DEMO_RUN_DIR"})
+    """Run folder (none: reports/demo-<timestamp>)."""
+    devnet: DemoDevnet = field(default_factory=DemoDevnet)
+    model: DemoModel = field(default_factory=DemoModel)
+    logging: DemoLogging = field(default_factory=DemoLogging)
+    timeout: float = field(default=0.0, metadata={"env": "TESSERA_DEMO_TIMEOUT"})
+    """Give up after this many seconds (0: 300 + 90 per window)."""
+    keep_running: bool = field(default=False, metadata={"aliases": ("--keep-running",),
+                                                        "env": "TESSERA_DEMO_KEEP_RUNNING"})
+    """After the report, keep everything up until Ctrl-C."""
+    plain: bool = field(default=False, metadata={"env": "TESSERA_DEMO_PLAIN"})
+    """Plain-text scoreboard even on a TTY."""
+    neuron_args: tuple[str, ...] = field(default=(), metadata={
+        "aliases": ("--neuron-arg",), "append": True, "env": "TESSERA_DEMO_NEURON_ARGS"})
+    """Extra flag passed to every neuron (repeatable), e.g. --neuron-arg=--protocol.window_blocks=5."""
+
+    def __post_init__(self) -> None:
+        if self.miners < 1:
+            raise DemoError("--miners must be >= 1")
+        if self.windows < 1:
+            raise DemoError("--windows must be >= 1")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--miners", type=int, default=4, help="number of miners (default 4: 2 honest, 1 noise, 1 copier)")
-    parser.add_argument("--windows", type=int, default=8, help="stop after the validator has scored this many windows")
-    parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default reports/demo-<timestamp>)")
-    parser.add_argument("--devnet.port", dest="devnet_port", type=int, default=DEFAULT_PORT,
-                        help=f"devnet port; a free one is picked if taken, 0 = any (default {DEFAULT_PORT})")
-    parser.add_argument("--devnet.block_ms", dest="devnet_block_ms", type=int, default=1000, help="devnet block time in ms")
-    parser.add_argument("--model.preset", dest="model_preset", default="tiny", help="model preset (default tiny)")
-    parser.add_argument("--timeout", type=float, default=0.0,
-                        help="give up after this many seconds (default: 300 + 90 per window)")
-    parser.add_argument("--keep-running", action="store_true", help="after the report, keep everything up until Ctrl-C")
-    parser.add_argument("--logging.debug", dest="logging_debug", action="store_true", help="neurons log at DEBUG")
-    parser.add_argument("--plain", action="store_true", help="plain-text scoreboard even on a TTY")
-    parser.add_argument("--neuron-arg", dest="neuron_args", action="append", default=[],
-                        help="extra flag passed to every neuron (repeatable), e.g. --neuron-arg=--protocol.window_blocks=5")
+    from subnet.config import EPILOG, add_dataclass_flags
+
+    parser.epilog = EPILOG
+    add_dataclass_flags(parser, DemoCommand)
+    parser.set_defaults(demo_parser=parser)
 
 
 def _start_data_prepare(procs: ProcessGroup, python: str, preset: str) -> Child | None:
@@ -422,13 +471,14 @@ def _install_signal_handlers() -> None:
             pass
 
 
-def run(args: argparse.Namespace) -> int:
+def run(ns: argparse.Namespace) -> int:
+    from subnet.config import config_from_args
     from subnet.telemetry.scoreboard import Scoreboard
 
-    if args.windows < 1:
-        raise DemoError("--windows must be >= 1")
+    args = config_from_args(DemoCommand, ns, parser=ns.demo_parser)
     plan = behaviours(args.miners)
-    run_dir = (args.run_dir or REPO_ROOT / "reports" / f"demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    default_dir = REPO_ROOT / "reports" / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = (Path(args.run_dir).expanduser() if args.run_dir else default_dir).resolve()
     logs, events_dir = run_dir / "logs", run_dir / "events"
     for d in (logs, events_dir, run_dir / "store", run_dir / "state"):
         d.mkdir(parents=True, exist_ok=True)
@@ -442,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
     atexit.register(procs.stop_all)
     _install_signal_handlers()
     logger.remove()  # the demo's own chatter stays short; neurons log to their files
-    logger.add(sys.stderr, level="DEBUG" if args.logging_debug else "WARNING")
+    logger.add(sys.stderr, level="DEBUG" if args.logging.debug else "WARNING")
     demo_log = EventLog(events_dir / "demo.jsonl", component="demo")
     print(f"tessera demo: run folder {run_dir}", flush=True)
     print(f"test wallets (UNENCRYPTED devnet keys, deleted when the demo ends): {wallets}", flush=True)
@@ -451,17 +501,18 @@ def run(args: argparse.Namespace) -> int:
     network = None
     boot: Bootstrap | None = None
     try:
-        prepare = _start_data_prepare(procs, python, args.model_preset)  # overlaps the devnet start-up
-        port = pick_port(args.devnet_port)
-        if args.devnet_port and port != args.devnet_port:
-            print(f"port {args.devnet_port} is taken; devnet on {port}", flush=True)
+        prepare = _start_data_prepare(procs, python, args.model.preset)  # overlaps the devnet start-up
+        port = pick_port(args.devnet.port)
+        if args.devnet.port and port != args.devnet.port:
+            print(f"port {args.devnet.port} is taken; devnet on {port}", flush=True)
         network = f"devnet+ws://127.0.0.1:{port}"
         devnet_args = ["--devnet.dir", str(run_dir / "devnet"), "--devnet.port", str(port)]
         devnet = procs.start("devnet", [python, "-m", "subnet.cli", "devnet", "start", *devnet_args,
-                                        "--devnet.block_ms", str(args.devnet_block_ms)])
+                                        "--devnet.block_ms", str(args.devnet.block_ms)])
         wait_for_port(port, devnet, timeout_s=120)
         demo_log.emit("devnet_started", port=port, network=network, pid=devnet.proc.pid)
-        print(f"devnet up at {network} (pid {devnet.proc.pid}); bootstrapping 1 validator + {args.miners} miners", flush=True)
+        print(f"devnet up at {network} (pid {devnet.proc.pid}); bootstrapping 1 validator + {args.miners} miners",
+              flush=True)
 
         boot = run_bootstrap(python, devnet_args, args.miners, wallets, logs, env)
         if len(boot.miners) < args.miners:
@@ -474,8 +525,8 @@ def run(args: argparse.Namespace) -> int:
             demo_log.emit("demo_role", uid=int(owner["uid"]), hotkey=owner.get("hotkey"), role="owner")
         if prepare is not None:
             _wait_exit(prepare, timeout_s=900)
-        common = dict(boot=boot, network=network, run_dir=run_dir, preset=args.model_preset,
-                      debug=args.logging_debug, extra=args.neuron_args)
+        common = dict(boot=boot, network=network, run_dir=run_dir, preset=args.model.preset,
+                      debug=args.logging.debug, extra=args.neuron_args)
         procs.start("validator", neuron_argv(python, "validator", boot.validator, **common))
         for i, (who, beh) in enumerate(zip(boot.miners, plan)):
             procs.start(f"miner{i}-{beh}", neuron_argv(python, "miner", who, behaviour=beh, **common))

@@ -30,6 +30,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from adversaries import GROUPS, RunResult, run_network  # noqa: E402
+
 from subnet.adversary.behaviours import EXPECTED_OUTCOME, PICKLE_MARKER  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -150,7 +151,8 @@ def test_sybils_get_at_most_one_share(quality: RunResult) -> None:
         if same and all(r.get("score") is not None and not r["reason"].startswith(("rejected", "stale"))
                         for r in rows):
             shared += 1  # bit-identical uploads, both scored: at least one is charged, at most one paid
-            charged = [r for r in rows if r["reason"].startswith(("copy of uid", "copy tie uid", "shares a store with uid"))]
+            prefixes = ("copy of uid", "copy tie uid", "shares a store with uid")
+            charged = [r for r in rows if r["reason"].startswith(prefixes)]
             assert charged, (e["window"], rows)
             assert sum((r.get("score") or 0) > 0 for r in rows) <= 1, (e["window"], rows)
     assert shared >= 1, "the two sybils never shared a fragment: the attack was not exercised"

@@ -17,6 +17,8 @@ import pytest
 import torch
 from bittensor.sp_core import Keypair
 
+from subnet.adversary import behaviours as B
+from subnet.adversary.config import AdversaryNeuronConfig
 from subnet.codec.errors import (
     ArtifactError,
     BadIndex,
@@ -31,8 +33,6 @@ from subnet.codec.errors import (
 )
 from subnet.codec.sparseloco import Encoder
 from subnet.codec.wire import ArtifactHeader, read_artifact, write_artifact
-from subnet.adversary import behaviours as B
-from subnet.adversary.config import AdversaryNeuronConfig
 from subnet.node.globalmodel import build_global_model
 from subnet.validator.copydetect import Submission, find_copies
 

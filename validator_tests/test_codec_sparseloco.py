@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from subnet.codec import BadShape, CodecConfig, NonFinite, Encoder, apply_sparse, decode, decode_sparse
+from subnet.codec import BadShape, CodecConfig, Encoder, NonFinite, apply_sparse, decode, decode_sparse
 from subnet.codec.bitpack import pack_bits, packed_len, unpack_bits
 from subnet.codec.errors import Malformed
 from subnet.codec.indexcode import best_sub_block_bits, decode_group, encode_group, occupancy_bits

@@ -11,7 +11,6 @@ from typing import Literal
 
 import pytest
 
-from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig
 from subnet.config import (
     LoggingConfig,
     WalletConfig,
@@ -24,6 +23,7 @@ from subnet.config import (
     to_dict,
 )
 from subnet.errors import ConfigError
+from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,8 @@ def test_dotted_flag_and_env_names() -> None:
     assert env_name("store.max_artifact_bytes") == "TESSERA_STORE_MAX_ARTIFACT_BYTES"
     assert {s.flag for s in flag_specs(ValidatorNeuronConfig)} >= {"--sync.outer_lr", "--sync.top_g", "--codec.topk"}
     assert specs["--data.cache_dir"].env == "TESSERA_CACHE_DIR"  # contract name (ARCHITECTURE.md)
-    cfg = parse_config(MinerNeuronConfig, [], {"TESSERA_CACHE_DIR": "/tmp/tc", "TESSERA_CODEC_TOPK": "32"})
+    cfg = parse_config(MinerNeuronConfig, [], {"TESSERA_CACHE_DIR": "/tmp/tc", "TESSERA_CODEC_TOPK": "32",
+                                               "TESSERA_NETUID": "1"})
     assert Path(cfg.data.cache_dir) == Path("/tmp/tc") and cfg.codec.topk == 32
 
 
@@ -182,7 +183,7 @@ def test_unsupported_field_type_fails_at_build_time() -> None:
 
 
 def test_to_dict_round_trips_through_flags() -> None:
-    cfg = parse_config(MinerNeuronConfig, ["--train.lr", "0.01", "--logging.debug"], {})
+    cfg = parse_config(MinerNeuronConfig, ["--netuid", "2", "--train.lr", "0.01", "--logging.debug"], {})
     flat = to_dict(cfg)
     assert flat["train.lr"] == 0.01 and flat["logging.debug"] is True
     argv = []

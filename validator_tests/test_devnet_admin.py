@@ -57,13 +57,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _devnet_cfg(args: argparse.Namespace):  # noqa: ANN202 - DevnetConfig
+    return cli.devnet_config(cli._command(args).devnet)
+
+
 def test_allow_admin_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TESSERA_DEVNET_ALLOW_ADMIN", raising=False)
-    assert cli._config(_parse(["start"])).allow_admin is False
-    assert cli._config(_parse(["start", "--devnet.allow_admin"])).allow_admin is True
+    assert _devnet_cfg(_parse(["start"])).allow_admin is False
+    assert _devnet_cfg(_parse(["start", "--devnet.allow_admin"])).allow_admin is True
     monkeypatch.setenv("TESSERA_DEVNET_ALLOW_ADMIN", "1")
-    assert cli._config(_parse(["start"])).allow_admin is True
-    assert cli._config(_parse(["start", "--devnet.allow_admin", "0"])).allow_admin is False  # flag beats env
+    assert _devnet_cfg(_parse(["start"])).allow_admin is True
+    assert _devnet_cfg(_parse(["start", "--devnet.allow_admin", "0"])).allow_admin is False  # flag beats env
 
 
 def test_bootstrap_wallet_path_default_is_tessera_owned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def test_max_registrations_per_block_is_not_enforced(rt):
 
 
 def test_pruning_floor_and_owner_immune_hotkeys(rt):
-    """subnets/registration.rs::get_neuron_to_prune and get_immune_owner_tuples (MinNonImmuneUids, ImmuneOwnerUidsLimit)."""
+    """subnets/registration.rs::get_neuron_to_prune and get_immune_owner_tuples (MinNonImmuneUids,
+    ImmuneOwnerUidsLimit)."""
     rt.subnet_mut(1)["hp"].update(ImmunityPeriod=10, MaxAllowedUids=5)
     rt.block = 2
     owner_extra = _register(rt, ALICE, "//owner-extra")  # another hotkey of the owner coldkey, uid 1

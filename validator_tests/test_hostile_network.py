@@ -13,14 +13,13 @@ epoch), the attackers nothing.
 
 from __future__ import annotations
 
-
 import bittensor as bt
 import pytest
 import torch
-
 from harness.devnet import running_devnet
 from harness.hostile_http import HostileServer
 from harness.network import start_network, wait_for_weights_in_effect
+
 from subnet.chain import make_subtensor
 from subnet.node.chain import ChainView
 from subnet.protocol.windows import WindowParams

@@ -13,9 +13,9 @@ import signal
 
 import pytest
 import torch
-
 from harness.devnet import running_devnet
 from harness.network import read_json, start_network, wait_for_weights_in_effect
+
 from subnet.chain import make_subtensor
 from subnet.model.presets import build_model
 from subnet.model.state import load_checkpoint

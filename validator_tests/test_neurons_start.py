@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness.devnet import bootstrap, running_devnet
+
 from subnet.devnet.bootstrap import ensure_wallet
 
 ROOT = Path(__file__).resolve().parents[1]

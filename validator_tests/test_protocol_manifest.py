@@ -19,8 +19,8 @@ ALICE = Keypair.create_from_uri("//Alice")
 
 
 def entry(fragment: int, uid: int, hotkey: str = "hk", weight: float = 1.0) -> ManifestEntry:
-    return ManifestEntry(fragment=fragment, uid=uid, hotkey=f"{hotkey}{uid}", key=artifact_key(2, 9, f"{hotkey}{uid}", fragment),
-                         sha256=f"{uid:064x}", weight=weight)
+    return ManifestEntry(fragment=fragment, uid=uid, hotkey=f"{hotkey}{uid}",
+                         key=artifact_key(2, 9, f"{hotkey}{uid}", fragment), sha256=f"{uid:064x}", weight=weight)
 
 
 def manifest(entries: tuple[ManifestEntry, ...]) -> Manifest:

@@ -50,9 +50,9 @@ from pathlib import Path
 import bittensor as bt
 import bittensor_core
 import pytest
-
 from harness.devnet import bootstrap, running_devnet
 from harness.network import Network, read_json
+
 from subnet.chain import make_subtensor
 from subnet.demo import REPO_ROOT, ProcessGroup
 from subnet.devnet.bootstrap import _set_hparam, ensure_wallet
@@ -272,7 +272,8 @@ def test_real_weather(tmp_path):
 
     # 2. The recycled uid's new hotkey started from a fresh rating.
     old = old_rating_windows[-1]["ratings"][str(late.uid)]
-    new = next(e for e in scored if e["window"] > repl_window and str(repl_uid) in e["ratings"])["ratings"][str(repl_uid)]
+    first = next(e for e in scored if e["window"] > repl_window and str(repl_uid) in e["ratings"])
+    new = first["ratings"][str(repl_uid)]
     assert abs(new["sigma"] - DEFAULT_SIGMA) < 0.4 and new["sigma"] > old["sigma"], (old, new)
     assert abs(new["mu"] - old["mu"]) > 1.0, (old, new)
     player = state["competition"]["players"][str(repl_uid)]

@@ -125,7 +125,7 @@ def test_the_neuron_exits_with_status_3_when_deregistered(monkeypatch: pytest.Mo
     monkeypatch.setattr(miner_loop, "Miner", Loop)
     monkeypatch.setattr(NodeRuntime, "build", classmethod(lambda cls, cfg, role: None))
     monkeypatch.setattr("subnet.node.entry.setup_logging", lambda cfg, role: None)  # keep the suite's handlers
-    assert run_neuron(MinerNeuronConfig, "miner", []) == 3
+    assert run_neuron(MinerNeuronConfig, "miner", ["--netuid", "1"]) == 3
 
 
 # -- the validator ------------------------------------------------------------------------------------

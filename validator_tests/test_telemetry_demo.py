@@ -112,7 +112,8 @@ def test_behaviour_plan() -> None:
 
 def test_parse_bootstrap(tmp_path: Path) -> None:
     # The shape `tessera devnet bootstrap --json` prints (BootstrapResult.to_dict()).
-    raw = {"netuid": 2, "wallet_path": str(tmp_path), "owner": {"wallet": "owner", "hotkey": "5O", "coldkey": "5C", "uid": 0},
+    raw = {"netuid": 2, "wallet_path": str(tmp_path),
+           "owner": {"wallet": "owner", "hotkey": "5O", "coldkey": "5C", "uid": 0},
            "validator": {"wallet": "validator", "hotkey": "5V", "coldkey": "5C1", "uid": 1},
            "miners": [{"wallet": "miner-0", "hotkey": "5X", "coldkey": "5C2", "uid": 2}]}
     b = parse_bootstrap(raw, tmp_path / "elsewhere")

@@ -17,20 +17,20 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from harness.devnet import free_port
 from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.devnet import free_port
 from subnet.config import parse_config
 from subnet.errors import ConfigError
 from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig
+from subnet.telemetry.config import WandbConfig
 from subnet.telemetry.events import EventLog, read_events, uid_map
 from subnet.telemetry.metrics import METRICS, PREFIX, MetricsServer, MetricsSink
 from subnet.telemetry.observe import start_observability
 from subnet.telemetry.outcomes import OUTCOMES, peer_outcome, store_error_kind
 from subnet.telemetry.wandb_sink import WandbSink, wandb_row
-from subnet.telemetry.config import WandbConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 HK_V = "5ValidatorHotkeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -48,7 +48,8 @@ def _validator_events(log: EventLog) -> None:
              scores={"2": _score(0.04, "ok", heldout_improvement=0.04),
                      "3": _score(None, "absent"),
                      "4": _score(None, "absent (store failing: TimeoutError: read timed out; 3 attempts)")},
-             ratings={"2": {"mu": 27.0, "sigma": 7.5, "ordinal": 4.5}, "3": {"mu": 24.0, "sigma": 8.1, "ordinal": -0.3}},
+             ratings={"2": {"mu": 27.0, "sigma": 7.5, "ordinal": 4.5},
+                      "3": {"mu": 24.0, "sigma": 8.1, "ordinal": -0.3}},
              weights={"2": 0.9, "3": 0.1}, gpu={"memory_allocated_bytes": 1024, "utilization": 0.5})
     log.emit("manifest_published", window=7, new_version=4, model_hash="ab" * 32, heldout_loss_after=6.1,
              selected=[{"uid": 2, "fragment": 0, "coef": 1.0}])
@@ -61,7 +62,8 @@ def _validator_events(log: EventLog) -> None:
                      "3": _score(0.0, "copy of uid 2"),
                      "5": _score(None, "late (first seen at block 181, deadline 180)"),
                      "6": _score(0.0, "rejected: BadSignature: bad signature"),
-                     "7": _score(None, "absent (store failing: store used its 60s budget this window (x); 9 attempts)")},
+                     "7": _score(None,
+                                 "absent (store failing: store used its 60s budget this window (x); 9 attempts)")},
              ratings={"2": {"mu": 28.0, "sigma": 7.0, "ordinal": 7.0}}, weights={"2": 1.0})
     log.emit("weights_revealed", block=170, weights={"2": 0.915, "3": 0.085}, success=True, error=None,
              outcome="revealed", detail="", pending={"commit_block": 140, "reveal_round": 99})
@@ -139,7 +141,8 @@ def test_validator_metrics_equal_the_event_log(served):
     # per-uid families hold exactly the last window's uids (uid 4 left, uid 7 came)
     scores = uid_map(last["scores"])
     assert per_uid(s, "peer_score") == {u: v["score"] for u, v in scores.items() if v["score"] is not None}
-    assert per_uid(s, "peer_norm_score") == {u: v["norm_score"] for u, v in scores.items() if v["norm_score"] is not None}
+    assert per_uid(s, "peer_norm_score") == {u: v["norm_score"] for u, v in scores.items()
+                                             if v["norm_score"] is not None}
     assert per_uid(s, "peer_rating_ordinal") == {u: r["ordinal"] for u, r in uid_map(last["ratings"]).items()}
     assert per_uid(s, "peer_weight") == {u: w for u, w in uid_map(last["weights"]).items()}
     assert val(s, "peers_scored") == sum(v["score"] is not None for v in scores.values())
@@ -253,7 +256,7 @@ def test_gpu_figures_feed_the_gpu_gauges(tmp_path, monkeypatch):
 def test_every_declared_metric_is_exported():
     sink = MetricsSink()
     names = {m.name for m in sink.registry.collect()}
-    for name, (kind, _, _) in METRICS.items():
+    for name, (_, _, _) in METRICS.items():
         assert PREFIX + name.removesuffix("_total") in names, name
 
 
@@ -292,16 +295,17 @@ def test_outcome_names():
 
 
 def test_metrics_flags_and_env():
-    cfg = parse_config(ValidatorNeuronConfig, [], env={})
+    cfg = parse_config(ValidatorNeuronConfig, ["--netuid", "1"], env={})
     assert cfg.metrics.port == 0 and cfg.metrics.host == "127.0.0.1" and cfg.wandb.project is None
-    cfg = parse_config(MinerNeuronConfig, ["--metrics.host", "0.0.0.0"], env={"TESSERA_METRICS_PORT": "9501"})
+    cfg = parse_config(MinerNeuronConfig, ["--netuid", "1", "--metrics.host", "0.0.0.0"],
+                       env={"TESSERA_METRICS_PORT": "9501"})
     assert cfg.metrics.port == 9501 and cfg.metrics.host == "0.0.0.0"
     with pytest.raises(SystemExit):
-        parse_config(MinerNeuronConfig, ["--metrics.port", "70000"], env={})
+        parse_config(MinerNeuronConfig, ["--netuid", "1", "--metrics.port", "70000"], env={})
 
 
 def test_metrics_off_by_default_starts_nothing(tmp_path):
-    cfg = parse_config(ValidatorNeuronConfig, ["--state_dir", str(tmp_path)], env={})
+    cfg = parse_config(ValidatorNeuronConfig, ["--netuid", "1", "--state_dir", str(tmp_path)], env={})
     out, obs = start_observability(cfg, "validator")
     assert out is cfg and obs.server is None and obs.sinks == []
     obs.close()
@@ -311,7 +315,8 @@ def test_busy_port_is_a_config_error(tmp_path):
     sink = MetricsSink()
     first = MetricsServer(sink.registry, "127.0.0.1", 0)
     try:
-        cfg = parse_config(ValidatorNeuronConfig, ["--state_dir", str(tmp_path), "--metrics.port", str(first.port)],
+        cfg = parse_config(ValidatorNeuronConfig, ["--netuid", "1", "--state_dir", str(tmp_path), "--metrics.port",
+                                                   str(first.port)],
                            env={})
         with pytest.raises(ConfigError, match="cannot serve metrics"):
             start_observability(cfg, "validator")
@@ -380,7 +385,7 @@ def test_neuron_entry_refuses_a_busy_metrics_port_before_building(tmp_path, monk
     monkeypatch.setattr(NodeRuntime, "build", classmethod(no_build))
     busy = MetricsServer(CollectorRegistry(), "127.0.0.1", 0)
     try:
-        rc = entry.run_neuron(MinerNeuronConfig, "miner", ["--metrics.port", str(busy.port),
+        rc = entry.run_neuron(MinerNeuronConfig, "miner", ["--netuid", "1", "--metrics.port", str(busy.port),
                                                            "--state_dir", str(tmp_path)])
     finally:
         busy.close()

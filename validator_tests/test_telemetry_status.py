@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from harness.devnet import bootstrap, free_port, running_devnet
+
 from subnet.cli import main
 from subnet.miner.state import MinerState
 from subnet.node.globalmodel import build_global_model, persist
@@ -103,7 +103,8 @@ def test_validator_status_json(validator_dir, capsys):
     peers = {p["uid"]: p for p in s["peers"]}
     assert set(peers) == {2, 3, 4}  # the miner's own log in the same directory is not a peer
     assert peers[2]["outcomes"] == {"scored": 2} and peers[2]["windows"] == 2 and peers[2]["last_score"] == 0.02
-    assert peers[3]["outcomes"] == {"absent": 1, "copy": 1} and peers[3]["ordinal"] == -1.0 and peers[3]["weight"] == 0.1
+    assert (peers[3]["outcomes"] == {"absent": 1, "copy": 1} and peers[3]["ordinal"] == -1.0
+            and peers[3]["weight"] == 0.1)
     assert peers[4]["outcomes"] == {"store_failing": 1}
     assert s["events"] == 4 and s["last_event"]["event"] == "weights_set"
     st = s["store"]

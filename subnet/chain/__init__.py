@@ -9,8 +9,8 @@ seam. Neurons use only the returned client, so the same code runs on both.
 
 from __future__ import annotations
 
-from subnet.chain.factory import DEVNET_DEFAULT_URL, chain_call, devnet_url, make_subtensor
 from subnet.chain.commitments import DEFAULT_MAX_FIELDS, commitment_call, commitment_capacity
+from subnet.chain.factory import DEVNET_DEFAULT_URL, chain_call, devnet_url, make_subtensor
 
 __all__ = [
     "DEFAULT_MAX_FIELDS",

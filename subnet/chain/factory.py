@@ -1,7 +1,8 @@
 """`make_subtensor(network)` and the error seam between the SDK and Tessera.
 
 Network strings (the `--subtensor.network` flag):
-- `devnet` -> the local devnet at ws://127.0.0.1:$TESSERA_DEVNET_PORT (default 9946);
+- `devnet` -> the local devnet at ws://127.0.0.1:$TESSERA_DEVNET_PORT (default 9946: the same variable
+  that sets `tessera devnet start --devnet.port`; a neuron's `--subtensor.chain_endpoint` names another);
 - `devnet+ws://host:port` -> a devnet at that URL (loopback only);
 - `finney`, `test`, `local`, `archive`, `ws://...`, `wss://...` -> the real chain.
 """
@@ -9,7 +10,8 @@ Network strings (the `--subtensor.network` flag):
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import bittensor as bt
@@ -38,8 +40,11 @@ def devnet_url(network: str) -> str | None:
     return url
 
 
-def make_subtensor(network: str) -> Any:
-    """A `bittensor.Subtensor` for `network` (see module docstring)."""
+def make_subtensor(network: str, *, timeout_s: float = 30.0) -> Any:
+    """A `bittensor.Subtensor` for `network` (see module docstring).
+
+    `timeout_s` bounds each devnet request (`--subtensor.devnet_timeout_s`); the real chain keeps the SDK's.
+    """
     if not network:
         raise ChainError("empty network", remediation="pass --subtensor.network finney|test|local|devnet")
     url = devnet_url(network)
@@ -49,8 +54,7 @@ def make_subtensor(network: str) -> Any:
         # "local" labels explorer links only; the substrate decides where calls go.
         # A hung (connected, silent) devnet must not stall a neuron for minutes per read:
         # each request is bounded; ChainView retries a few times on top.
-        timeout = float(os.environ.get("TESSERA_DEVNET_TIMEOUT", "30"))
-        return bt.Subtensor("local", substrate=DevnetSubstrate(url, timeout=timeout))
+        return bt.Subtensor("local", substrate=DevnetSubstrate(url, timeout=timeout_s))
     try:
         return bt.Subtensor(network)
     except Exception as exc:  # unknown network names raise from the SDK's resolver

@@ -37,7 +37,8 @@ def apply_sparse(params: Mapping[str, torch.Tensor], update: Sequence[SparseTens
         for s in update:
             p = params.get(s.name)
             if p is None or tuple(p.shape) != s.shape:
-                raise BadShape(f"cannot apply {s.name!r} {s.shape}: parameter missing or shaped {None if p is None else tuple(p.shape)}")
+                shaped = None if p is None else tuple(p.shape)
+                raise BadShape(f"cannot apply {s.name!r} {s.shape}: parameter missing or shaped {shaped}")
             flat = p.view(-1)
             undo.saved.append((p, s.index, flat.index_select(0, s.index)))
             flat.index_add_(0, s.index, (s.values * scale).to(p.dtype))

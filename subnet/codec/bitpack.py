@@ -63,7 +63,8 @@ def unpack_bits(packed: torch.Tensor, nbits: int, n: int) -> torch.Tensor:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise BadShape(f"code count must be a non-negative int, got {n!r}")
     if packed.numel() != packed_len(n, nbits):
-        raise BadShape(f"expected {packed_len(n, nbits)} packed bytes for {n} codes of {nbits} bits, got {packed.numel()}")
+        raise BadShape(f"expected {packed_len(n, nbits)} packed bytes for {n} codes of {nbits} bits, "
+                       f"got {packed.numel()}")
     group_bits = math.lcm(nbits, 8)
     if group_bits <= 56:
         per = group_bits // nbits

@@ -18,7 +18,8 @@ from typing import Any
 from subnet.codec.errors import Malformed, TooLarge, Truncated
 
 # safetensors dtype name -> item size in bytes (only what an artifact may contain)
-DTYPE_SIZES = {"U8": 1, "I8": 1, "BF16": 2, "F16": 2, "F32": 4, "I32": 4, "I64": 8, "F64": 8, "BOOL": 1, "U16": 2, "I16": 2}
+DTYPE_SIZES = {"U8": 1, "I8": 1, "BF16": 2, "F16": 2, "F32": 4, "I32": 4, "I64": 8, "F64": 8, "BOOL": 1, "U16": 2,
+               "I16": 2}
 MAX_DIMS = 8
 
 

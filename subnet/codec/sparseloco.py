@@ -67,7 +67,8 @@ class SparseTensor:
     values: torch.Tensor  # fp32
 
 
-def _check_shapes(names: Sequence[str], shapes: Sequence[tuple[int, ...]], expected: Mapping[str, Sequence[int]]) -> None:
+def _check_shapes(names: Sequence[str], shapes: Sequence[tuple[int, ...]],
+                  expected: Mapping[str, Sequence[int]]) -> None:
     if set(names) != set(expected):
         missing = sorted(set(expected) - set(names))[:5]
         extra = sorted(set(names) - set(expected))[:5]
@@ -86,11 +87,13 @@ class Encoder:
         self.layout = build_layout(shapes, cfg)
         self.names = tuple(t.name for t in self.layout.tensors)
         self.shapes = tuple(t.shape for t in self.layout.tensors)
-        self.ef: dict[str, torch.Tensor] = {t.name: torch.zeros(t.shape, dtype=torch.float32) for t in self.layout.tensors}
+        self.ef: dict[str, torch.Tensor] = {t.name: torch.zeros(t.shape, dtype=torch.float32)
+                                            for t in self.layout.tensors}
 
     def encode(self, pseudo_grad: Mapping[str, torch.Tensor]) -> EncodedUpdate:
         """Fold `pseudo_grad` into the EF buffer, select, quantise, pack; subtract what was sent."""
-        _check_shapes(list(pseudo_grad), [tuple(t.shape) for t in pseudo_grad.values()], dict(zip(self.names, self.shapes)))
+        _check_shapes(list(pseudo_grad), [tuple(t.shape) for t in pseudo_grad.values()],
+                      dict(zip(self.names, self.shapes)))
         for name, g in pseudo_grad.items():  # refuse before touching EF: one NaN would poison it for good
             if not bool(torch.isfinite(g).all()):
                 raise NonFinite(f"pseudo-gradient {name!r} has NaN or infinite entries; EF buffer left unchanged")
@@ -172,7 +175,8 @@ def _check_packed(encoded: EncodedUpdate, layout: Layout) -> None:
     if got != sizes:
         raise BadShape(f"packed sizes {got} do not match the layout {sizes}")
     if encoded.scales.shape != (layout.n_chunks, encoded.cfg.scales_per_chunk):
-        raise BadShape(f"scales shape {tuple(encoded.scales.shape)} != ({layout.n_chunks}, {encoded.cfg.scales_per_chunk})")
+        raise BadShape(f"scales shape {tuple(encoded.scales.shape)} != "
+                       f"({layout.n_chunks}, {encoded.cfg.scales_per_chunk})")
 
 
 def unpack_indices(encoded: EncodedUpdate, layout: Layout | None = None) -> list[list[torch.Tensor]]:

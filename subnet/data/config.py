@@ -64,7 +64,8 @@ class ShardBuildConfig:
     """`tessera data build`: what to tokenize, how to page it, and where the shards go."""
 
     out: str
-    """OUR store for the shards: a directory, file:///path, or s3://bucket/prefix?endpoint=URL (AWS credential chain)."""
+    """OUR store for the shards: a directory, file:///path, or s3://bucket/prefix?endpoint=URL
+    (AWS credential chain)."""
     source: str = "embedded"
     """'embedded', local text file/dir/glob, or a hub dataset name (streamed with `datasets`)."""
     preset: str = "tiny"

@@ -3,8 +3,9 @@
 Creates real bittensor wallets on disk (unencrypted coldkeys: devnet only),
 funds them from //Alice, registers a subnet (owner), starts it, sets demo
 hyperparameters, registers a validator and N miners, lowers MinAllowedWeights
-(owner call), stakes the validator, and waits for the next epoch so the validator holds a validator permit. Everything goes
-through the bittensor SDK against `DevnetSubstrate`, exactly as on a chain.
+(owner call), stakes the validator, and waits for the next epoch so the validator
+holds a validator permit. Everything goes through the bittensor SDK against
+`DevnetSubstrate`, exactly as on a chain.
 
 Hyperparameters: what a real subnet owner can change goes through owner calls
 (`bt.SetHyperparameter`, i.e. `btcli sudo set`): MinAllowedWeights (subtensor's
@@ -202,7 +203,8 @@ async def bootstrap_async(url: str, cfg: BootstrapConfig) -> BootstrapResult:
 
 
 async def _set_hparam(client, netuid: int, item: str, value, *, owner=None, root=None) -> list[str]:
-    """Set one hyperparameter if it differs: `owner=(btcli name, owner wallet)` or `root=(AdminUtils call, sudo key)`."""
+    """Set one hyperparameter if it differs: `owner=(btcli name, owner wallet)` or
+    `root=(AdminUtils call, sudo key)`."""
     before = await client.query(("SubtensorModule", item), [netuid])
     if before == value:
         return []
@@ -309,7 +311,7 @@ def is_bittensor_wallet_dir(path: Path) -> bool:
 
 
 def add_bootstrap_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--miners", type=int, default=4)
+    p.add_argument("--miners", type=int, default=4, help="miner wallets to create and register (default 4)")
     p.add_argument("--wallet.path", dest="wallet_path", default=default_wallet_path(),
                    help=f"where the (unencrypted) test wallets are written (env {WALLET_PATH_ENVS[0]}, "
                         f"then {WALLET_PATH_ENVS[1]}; default {DEFAULT_WALLET_PATH})")

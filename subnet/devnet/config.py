@@ -22,6 +22,7 @@ DEFAULT_DIR = "~/.tessera/devnet"
 DEFAULT_FINALITY_LAG = 2  # blocks the finalized head trails the best head (GRANDPA on finney: ~2-3)
 ADMIN_FLAG = "--devnet.allow_admin"
 ADMIN_ENV = "TESSERA_DEVNET_ALLOW_ADMIN"
+SUBSTRATE_PORT_ENV = "TESSERA_DEVNET_SUBSTRATE_PORT"
 SPEC_VERSION = 425
 PORTED_FROM = "opentensor/subtensor 14bc6f9 (spec 425)"
 
@@ -170,6 +171,10 @@ class DevnetConfig:
     finality_lag: int | None = None
     # Blocks of state history kept for block-pinned reads (a pruned node's --state-pruning).
     state_pruning: int = 256
+    # Port of the Substrate JSON-RPC face (SCALE + metadata, what btcli and the SDK's
+    # RpcSubstrate speak; subnet/devnet/substrate_rpc). None = port + 1, tried and
+    # skipped with a warning when taken; 0 = off. Env TESSERA_DEVNET_SUBSTRATE_PORT.
+    substrate_port: int | None = field(default_factory=lambda: _optional_int(os.environ.get(SUBSTRATE_PORT_ENV)))
     genesis: GenesisConfig = field(default_factory=GenesisConfig)
 
     @property

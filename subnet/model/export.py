@@ -52,9 +52,10 @@ class ExportResult:
 
 def load_node_state(state_dir: str | os.PathLike[str], preset: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, meta) of the node's persisted global model, checked against the preset's parameter table."""
+    from transformers import LlamaForCausalLM
+
     from subnet.model.presets import build_config
     from subnet.model.state import load_checkpoint
-    from transformers import LlamaForCausalLM
 
     path = Path(state_dir).expanduser() / MODEL_FILE
     if not path.is_file():

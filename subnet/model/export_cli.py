@@ -1,7 +1,7 @@
 """`tessera export --hf DIR`: the node's current global model as a Hugging Face model folder.
 
     tessera export --hf ./tessera-small --state_dir ~/.tessera/validator --model.preset small
-    tessera export --hf ./tessera-small --state_dir ~/.tessera/validator --model.preset small --push-to-hub me/tessera-small
+    tessera export --hf ./tessera-small --state_dir STATE_DIR --model.preset small --push-to-hub me/tessera-small
 
 Flags come from `ExportCommand` (each is also an environment variable:
 `--hf` <- TESSERA_HF, `--model.preset` <- TESSERA_MODEL_PRESET); `--push-to-hub`

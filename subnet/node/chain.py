@@ -141,7 +141,8 @@ class ChainView:
         return U16_MAX if value is None else int(value)
 
     def commit_reveal_enabled(self) -> bool:
-        return bool(retry("read CommitRevealWeightsEnabled", lambda: self.sub.subnets.commit_reveal_enabled(self.netuid)))
+        return bool(retry("read CommitRevealWeightsEnabled",
+                          lambda: self.sub.subnets.commit_reveal_enabled(self.netuid)))
 
     def reveal_period(self) -> int:
         return int(retry("read RevealPeriodEpochs", lambda: self.sub.hyperparameters.reveal_period(self.netuid)) or 1)

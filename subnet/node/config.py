@@ -8,8 +8,9 @@ are the subnet's hyperparameters, not per-node tuning.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
 from subnet.codec.config import CodecConfig
 from subnet.config import (
@@ -22,10 +23,46 @@ from subnet.config import (
     TrainConfig,
     WalletConfig,
 )
+from subnet.device.config import DEVICE_HELP, DeviceConfig
 from subnet.errors import ConfigError
-from subnet.telemetry.config import MetricsConfig, WandbConfig
+from subnet.telemetry.config import DashboardConfig, MetricsConfig, WandbConfig
 from subnet.validator.competition import CompetitionConfig
+from subnet.validator.sampling import SamplingConfig
 from subnet.validator.scoring import ScoreConfig
+from subnet.version import VersionConfig
+
+STATE_ROOT = "~/.tessera"
+DEVNET_NETUID = 1  # what `tessera devnet bootstrap` creates first
+
+
+def default_state_dir(wallet: WalletConfig, netuid: int, role: str) -> str:
+    """~/.tessera/<wallet>/<hotkey>/netuid<N>/<role>: two neurons on one machine never share state."""
+    return f"{STATE_ROOT}/{wallet.name}/{wallet.hotkey}/netuid{netuid}/{role}"
+
+
+class _NeuronFinalize:
+    """`finalize` shared by the neuron configs (the flag engine calls it after parsing)."""
+
+    ROLE: ClassVar[str]
+    netuid: int | None
+    state_dir: str | None
+    wallet: WalletConfig
+    subtensor: SubtensorConfig
+
+    def finalize(self) -> Self:
+        """Refuse a missing --netuid on a real network; key the default state dir by wallet, hotkey, netuid."""
+        netuid = self.netuid
+        if netuid is None:
+            if not self.subtensor.is_devnet:
+                raise ConfigError(
+                    f"--netuid is required on {self.subtensor.chain_endpoint or self.subtensor.network} "
+                    "(it defaults only on the devnet); set --netuid N or TESSERA_NETUID")
+            netuid = DEVNET_NETUID
+        if netuid < 0:
+            raise ConfigError(f"--netuid must be >= 0, got {netuid}")
+        state_dir = self.state_dir or default_state_dir(self.wallet, netuid, self.ROLE)
+        return dataclasses.replace(self, netuid=netuid, state_dir=state_dir)  # type: ignore[type-var]
+
 
 # Scoring as the network runs it: two batches per set (16 pages), and a proof-of-work
 # margin measured in live devnet runs, where one-window-stale honest updates showed
@@ -50,9 +87,11 @@ class DataFlags:
     cache_dir: str | None = None
     """Cache for the corpus, tokenizer and token pages (default $TESSERA_CACHE_DIR or ~/.cache/tessera)."""
     shards: str | None = None
-    """Public location of the subnet's pre-tokenized shards (s3://bucket/prefix?endpoint=URL; file:// on the devnet), read anonymously; none: tokenize `source` locally. With it, `source` is ignored."""
+    """Public location of the subnet's pre-tokenized shards (s3://bucket/prefix?endpoint=URL; file:// on the devnet),
+    read anonymously; none: tokenize `source` locally. With it, `source` is ignored."""
     manifest_sha256: str | None = None
-    """sha256 of the shard manifest: a subnet parameter every node must agree on (published by the subnet owner); required with --data.shards."""
+    """sha256 of the shard manifest: a subnet parameter every node must agree on (published by the subnet owner);
+    required with --data.shards."""
     shard_cache_mb: int = 4096
     """Disk bound of the local shard cache under <cache_dir>/shards, in MiB (least recently used evicted first)."""
     shard_memory_mb: int = 512
@@ -104,13 +143,20 @@ class ValidatorOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MinerNeuronConfig:
+class MinerNeuronConfig(_NeuronFinalize):
     """Tessera miner: trains its assigned fragment each window and uploads a signed, compressed pseudo-gradient."""
 
-    netuid: int = 1
-    """Subnet id."""
-    state_dir: str = "~/.tessera/miner"
-    """Persistent state (model copy, optimizer, error feedback, counters)."""
+    ROLE: ClassVar[str] = "miner"
+    netuid: int | None = None
+    """Subnet id; required on a real network, 1 by default on the devnet."""
+    state_dir: str | None = None
+    """Persistent state (model copy, optimizer, error feedback, counters); default
+    ~/.tessera/<wallet.name>/<wallet.hotkey>/netuid<N>/miner."""
+    torch_threads: int = 1
+    """Threads torch may use for compute on the CPU (torch.set_num_threads)."""
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    compute: DeviceConfig = field(default_factory=DeviceConfig)
+    """How the device is used (precision, micro-batches, compile, checkpointing, GPU health limits); never consensus."""
     wallet: WalletConfig = field(default_factory=WalletConfig)
     subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -126,16 +172,25 @@ class MinerNeuronConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     """Consensus settings of the outer step: a miner refuses lead manifests that break them."""
+    version: VersionConfig = field(default_factory=VersionConfig)
+    """This code's SPEC_VERSION against the subnet's WeightsVersionKey, at start-up and every N windows."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidatorNeuronConfig:
+class ValidatorNeuronConfig(_NeuronFinalize):
     """Tessera validator: scores contributions, runs the competition, aggregates and sets weights."""
 
-    netuid: int = 1
-    """Subnet id."""
-    state_dir: str = "~/.tessera/validator"
-    """Persistent state (ratings, model copy, last weights block)."""
+    ROLE: ClassVar[str] = "validator"
+    netuid: int | None = None
+    """Subnet id; required on a real network, 1 by default on the devnet."""
+    state_dir: str | None = None
+    """Persistent state (ratings, model copy, last weights block); default
+    ~/.tessera/<wallet.name>/<wallet.hotkey>/netuid<N>/validator."""
+    torch_threads: int = 1
+    """Threads torch may use for compute on the CPU (torch.set_num_threads)."""
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    compute: DeviceConfig = field(default_factory=DeviceConfig)
+    """How the device is used (precision, micro-batches, compile, checkpointing, GPU health limits); never consensus."""
     wallet: WalletConfig = field(default_factory=WalletConfig)
     subtensor: SubtensorConfig = field(default_factory=SubtensorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -148,7 +203,13 @@ class ValidatorNeuronConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     """Prometheus /metrics endpoint (off unless --metrics.port), fed by the event log."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    """Read-only web dashboard (off unless --dashboard.port; loopback by default), fed by the event log."""
     sync: SyncConfig = field(default_factory=SyncConfig)
     score: ScoreConfig = field(default_factory=lambda: NETWORK_SCORE)
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Who gets the full loss evaluation per window (cheap checks run on everyone); validator/sampling.py."""
+    version: VersionConfig = field(default_factory=VersionConfig)
+    """This code's SPEC_VERSION against the subnet's WeightsVersionKey, at start-up and every N windows."""
     validator: ValidatorOptions = field(default_factory=ValidatorOptions)

@@ -14,7 +14,8 @@ from subnet.errors import SubnetError
 def run_neuron(config_cls: type, role: str, argv: list[str] | None = None, *,
                loop: Callable[[], type] | None = None, prog: str | None = None) -> int:
     """Exit status: 0 after a clean stop, 1 when the neuron cannot start or run (message says why), 2 on bad
-    flags, 3 when its hotkey was deregistered while it ran.
+    flags, 3 when its hotkey was deregistered while it ran, 4 when its code is below the subnet's
+    WeightsVersionKey under --version.check refuse, 75 after --version.autoupdate updated it (restart it).
 
     `loop` returns the loop class (imported late, after the flags parse); default: the role's
     production loop. neurons/adversary_miner.py passes its own so neurons/miner.py never imports it.
@@ -47,7 +48,7 @@ def _build_and_run(cfg: Any, role: str, obs: Any, loop: Callable[[], type] | Non
         node = Loop(NodeRuntime.build(cfg, role))
     except SubnetError as exc:
         logger.error("cannot start the {}: {}", role, exc)
-        return 1
+        return int(getattr(exc, "exit_status", 1))  # e.g. 4 outdated, 75 updated: restart (subnet/version.py)
     obs.attach(getattr(node, "events", None))  # the metrics / W&B see what the event log gets
     try:
         node.run()

@@ -25,8 +25,8 @@ from subnet.model.presets import build_model
 from subnet.model.state import load_checkpoint, save_checkpoint
 from subnet.protocol.manifest import ManifestEntry
 from subnet.storage.base import ArtifactStore
-from subnet.sync.bounds import ManifestPolicy
 from subnet.sync.apply import GlobalModel
+from subnet.sync.bounds import ManifestPolicy
 from subnet.sync.checkpoints import catch_up_report
 
 LOCAL_FILE = "global_model.safetensors"

@@ -31,6 +31,7 @@ from subnet.codec.config import CodecConfig
 from subnet.data.config import DataConfig
 from subnet.data.pages import load_pages
 from subnet.data.source import PageSource
+from subnet.device.select import DeviceChoice, select_device
 from subnet.errors import ConfigError
 from subnet.model.presets import get_preset
 from subnet.node.chain import ChainView, parse_commitment
@@ -41,6 +42,7 @@ from subnet.protocol.assignment import AssignmentParams
 from subnet.protocol.registration import RegistrationCheck, check_registration
 from subnet.protocol.windows import WindowParams, window_end, window_of, window_start
 from subnet.sync.apply import GlobalModel
+from subnet.version import VersionGuard, start_guard
 
 
 class NotRegistered(ConfigError):
@@ -106,6 +108,9 @@ class NodeRuntime:
     state_dir: Path
     events_dir: Path | None
     identity: dict = field(default_factory=dict)
+    device: DeviceChoice | None = None
+    version_guard: VersionGuard | None = None  # WeightsVersionKey checks (subnet/version.py), ticked per window
+    """Where this node trains and scores (subnet.device.select); the global model itself stays fp32 on the host."""
     _head_poll_s: float | None = None
 
     @property
@@ -119,8 +124,11 @@ class NodeRuntime:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def build(cls, cfg: Any, role: str) -> "NodeRuntime":
-        torch.set_num_threads(max(1, int(os.environ.get("TESSERA_TORCH_THREADS", "1"))))
+    def build(cls, cfg: Any, role: str) -> NodeRuntime:
+        torch.set_num_threads(max(1, int(getattr(cfg, "torch_threads", 1))))
+        # first: a node asked to run on a GPU it cannot use refuses before touching wallet or chain
+        device = select_device(getattr(cfg, "device", "auto"), getattr(cfg, "compute", None),
+                               local_rank=int(os.environ.get("LOCAL_RANK", "0")))
         wallet = bt.Wallet(name=cfg.wallet.name, hotkey=cfg.wallet.hotkey, path=os.path.expanduser(cfg.wallet.path))
         try:
             hotkey = wallet.hotkey.ss58_address
@@ -128,7 +136,7 @@ class NodeRuntime:
             raise ConfigError(f"cannot open hotkey {cfg.wallet.hotkey!r} of wallet {cfg.wallet.name!r} under "
                               f"{cfg.wallet.path}: {exc}", remediation="create it with btcli wallet new_hotkey, "
                               "or `tessera devnet bootstrap` on the devnet") from exc
-        sub = make_subtensor(cfg.subtensor.network)
+        sub = make_subtensor(cfg.subtensor.target, timeout_s=cfg.subtensor.devnet_timeout_s)
         wp = WindowParams(window_blocks=cfg.protocol.window_blocks, start_block=cfg.protocol.start_block)
         chain = ChainView(sub, cfg.netuid, wp)
         mg = chain.metagraph()
@@ -139,7 +147,9 @@ class NodeRuntime:
                 f"of {cfg.subtensor.network}",
                 remediation=f"register it first: btcli subnets register --netuid {cfg.netuid} "
                 f"(on the devnet: tessera devnet bootstrap)")
-        pages = load_data(cfg.model.preset, cfg.data.source, cfg.data.cache_dir, flags=cfg.data, readers=data_readers(cfg))
+        guard = start_guard(cfg, chain, role)  # our SPEC_VERSION against WeightsVersionKey, before the heavy work
+        pages = load_data(cfg.model.preset, cfg.data.source, cfg.data.cache_dir, flags=cfg.data,
+                          readers=data_readers(cfg))
         gm = build_global_model(cfg.model.preset, cfg.model.n_fragments, cfg.model.seed)
         ap = AssignmentParams(n_fragments=cfg.model.n_fragments, pages_per_miner=cfg.protocol.pages_per_miner,
                               n_train_pages=pages.n_train, n_heldout_pages=pages.n_heldout,
@@ -153,7 +163,7 @@ class NodeRuntime:
                     cfg.subtensor.network, cfg.model.preset, cfg.model.n_fragments)
         return cls(cfg=cfg, role=role, wallet=wallet, sub=sub, chain=chain, uid=me.uid, hotkey=hotkey, gm=gm,
                    pages=pages, window_params=wp, assignment_params=ap, codec=cfg.codec, state_dir=state_dir,
-                   events_dir=events_dir, identity=identity)
+                   events_dir=events_dir, identity=identity, device=device, version_guard=guard)
 
     def events_path(self, component: str) -> Path:
         assert self.events_dir is not None
@@ -175,6 +185,8 @@ class NodeRuntime:
         """Raise `Deregistered` unless this hotkey still holds the uid it started with (peers: this window's)."""
         check = check_registration(self.hotkey, self.uid, {p.uid: p.hotkey for p in peers})
         if check.ok:
+            if self.version_guard is not None:
+                self.version_guard.tick()  # once per window; may raise VersionOutdated / UpdatedRestart
             return check
         where = (f"it is registered again as uid {check.now_uid}" if check.now_uid is not None
                  else "it is no longer registered")
@@ -217,7 +229,8 @@ class NodeRuntime:
             time.sleep(self.head_poll_s)
         return None
 
-    def wait_for_new_window(self, last_done: int, stop: Callable[[], bool], max_late_fraction: float = 0.5) -> int | None:
+    def wait_for_new_window(self, last_done: int, stop: Callable[[], bool],
+                            max_late_fraction: float = 0.5) -> int | None:
         """The next window after `last_done` that is not already too far along to work in."""
         while not stop():
             now = self.chain.block()

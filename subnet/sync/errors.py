@@ -5,7 +5,7 @@ Raised instead of silently forking; the caller falls back to checkpoint catch-up
 
 from __future__ import annotations
 
-from subnet.errors import SubnetError, ErrorCode
+from subnet.errors import ErrorCode, SubnetError
 
 
 class SyncError(SubnetError):

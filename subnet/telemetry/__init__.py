@@ -8,6 +8,8 @@
 - `metrics`, `wandb_sink`: Prometheus `/metrics` and optional W&B, both EventLog sinks (same records as the
   files); `observe` starts them for a neuron (`--metrics.port`, `--wandb.project`; `config`).
 - `status`, `status_cli`: `tessera status` (state dir + event log + optional chain); `outcomes` names peer outcomes.
+- `dashboard`, `dashboard_http`, `dashboard_cli`: the read-only web dashboard (`--dashboard.port` on the
+  validator, `tessera dashboard`), folded incrementally from the event log; page assets in `dashboard_static/`.
 
 Events the neurons emit (fields beyond ts/component/uid/hotkey/event):
   validator `window_scored` {window, version, heldout_loss, scores: {uid: {score, norm_score,

@@ -1,10 +1,10 @@
-"""Flags of a neuron's observability: the Prometheus endpoint and optional W&B logging.
+"""Flags of a neuron's observability: the Prometheus endpoint, optional W&B logging, the web dashboard.
 
-Both are off by default and both are fed from the neuron's event log (see
+All are off by default and both are fed from the neuron's event log (see
 `subnet.telemetry.events`, "Sinks"), so turning one on turns the event log on
 too (`--telemetry.dir`, by default `<state_dir>/events` then). The metrics
 endpoint binds to loopback unless told otherwise: it is for a local
-Prometheus or an SSH tunnel, not for the internet.
+Prometheus or an SSH tunnel, not for the internet; so does the dashboard.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from subnet.errors import ConfigError
 
 SUGGESTED_PORTS = {"validator": 9500, "miner": 9501}
 """The ports the README and contrib/grafana-tessera.json use (one neuron of each role per host)."""
+DASHBOARD_PORT = 9510
+"""The dashboard port the README, deploy/ and `tessera dashboard` use."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,3 +53,30 @@ class WandbConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.project)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardConfig:
+    """Read-only web dashboard (subnet.telemetry.dashboard) served from the neuron's event log."""
+
+    port: int = 0
+    """TCP port of the dashboard (the README uses 9510); 0 turns it off on a neuron, and makes `tessera dashboard`
+    pick a free one."""
+    host: str = "127.0.0.1"
+    """Address it binds to: loopback by default (reach it over an SSH tunnel); 0.0.0.0 exposes it on every interface."""
+    refresh_s: float = 5.0
+    """Seconds between the page's refreshes (and the least time between two reads of the event log)."""
+    history: int = 48
+    """Windows the timeline keeps (older windows stay in the loss curve and the ratings)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"dashboard.port must be in 0..65535 (0 = off), got {self.port}")
+        if not self.host:
+            raise ConfigError("dashboard.host must not be empty")
+        if not self.refresh_s > 0 or self.history < 1:
+            raise ConfigError(f"dashboard: refresh_s > 0 and history >= 1, got {self.refresh_s}, {self.history}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.port != 0

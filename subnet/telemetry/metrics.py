@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from subnet.telemetry.events import as_number as _num, uid_map
+from subnet.telemetry.events import as_number as _num
+from subnet.telemetry.events import uid_map
 from subnet.telemetry.outcomes import peer_outcome, store_error_kind
 
 PREFIX = "tessera_"
@@ -39,11 +40,13 @@ GPU_FIELDS = {  # key in an event's `gpu` object -> metric suffix
 
 # name (without the prefix) -> (type, help, labels). The single list of what a neuron exports.
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "node_info": ("gauge", "1 for this neuron (labels say who it is)", ("component", "uid", "hotkey", "netuid", "preset")),
+    "node_info": ("gauge", "1 for this neuron (labels say who it is)",
+                  ("component", "uid", "hotkey", "netuid", "preset")),
     "events_total": ("counter", "Event-log records written, by event", ("event",)),
     "last_event_timestamp_seconds": ("gauge", "Unix time of the last event-log record", ()),
     "window": ("gauge", "Last window finished (validator: scored; miner: uploaded or late)", ()),
-    "window_duration_seconds": ("histogram", "Seconds a window's phase took (score, train, encode, upload)", ("phase",)),
+    "window_duration_seconds": ("histogram", "Seconds a window's phase took (score, train, encode, upload)",
+                                ("phase",)),
     "window_last_duration_seconds": ("gauge", "Seconds the last window's phase took", ("phase",)),
     "tokens_per_second": ("gauge", "Training throughput of the last window (tokens / train seconds)", ()),
     "tokens_trained_total": ("counter", "Tokens trained on, summed over windows", ()),
@@ -69,8 +72,10 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "peers_scored": ("gauge", "Submissions with a score in the last window", ()),
     "leader_uid": ("gauge", "Competition leader uid (-1: none)", ()),
     "competition_round": ("gauge", "Competition rounds played", ()),
-    "weights_set_total": ("counter", "Weights calls by outcome (set, committed_pending, refused, impossible ...)", ("outcome",)),
-    "weights_reveals_total": ("counter", "Commit-reveal verifications by outcome (revealed, reveal_failed)", ("outcome",)),
+    "weights_set_total": ("counter", "Weights calls by outcome (set, committed_pending, refused, impossible ...)",
+                          ("outcome",)),
+    "weights_reveals_total": ("counter", "Commit-reveal verifications by outcome (revealed, reveal_failed)",
+                              ("outcome",)),
     "weights_sent": ("gauge", "Share of the row each uid got in the last weights that landed", ("uid",)),
     "weights_last_block": ("gauge", "Block of the last weights that landed (set, committed or revealed)", ()),
     "weights_last_success": ("gauge", "1 if the last weights call landed, 0 if it failed", ()),
@@ -79,7 +84,8 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "weights_pending_commit_block": ("gauge", "Block of the commit waiting for its reveal (-1: none)", ()),
     "chain_errors_total": ("counter", "Chain errors by kind", ("kind",)),
     "store_errors_total": ("counter", "Store errors by store (own, peer) and kind", ("store", "kind")),
-    **{suffix: ("gauge", f"GPU figure '{key}' as the neuron reported it", ("device",)) for key, suffix in GPU_FIELDS.items()},
+    **{suffix: ("gauge", f"GPU figure '{key}' as the neuron reported it", ("device",))
+       for key, suffix in GPU_FIELDS.items()},
 }
 
 
@@ -158,7 +164,8 @@ class MetricsSink:
     def _identify(self, ev: Mapping[str, Any]) -> None:
         if ev.get("component") not in ("validator", "miner"):
             return
-        who = (str(ev.get("component")), "" if ev.get("uid") is None else str(ev.get("uid")), str(ev.get("hotkey") or ""))
+        who = (str(ev.get("component")), "" if ev.get("uid") is None else str(ev.get("uid")),
+               str(ev.get("hotkey") or ""))
         if who != self._who:
             self.m["node_info"].clear()
             self.m["node_info"].labels(component=who[0], uid=who[1], hotkey=who[2], **self._static).set(1)
@@ -217,7 +224,8 @@ class MetricsSink:
         self._per_uid("peer_heldout_improvement", {u: _num(s.get("heldout_improvement")) for u, s in scores.items()})
         self.m["peers_scored"].set(sum(_num(s.get("score")) is not None for s in scores.values()))
         for s in scores.values():
-            self.m["peer_outcomes_total"].labels(outcome=peer_outcome(s.get("score"), s.get("reason"))).inc()
+            self.m["peer_outcomes_total"].labels(
+                outcome=peer_outcome(s.get("score"), s.get("reason"), s.get("outcome"))).inc()
             kind = store_error_kind(s.get("reason"))
             if kind is not None:
                 self.m["store_errors_total"].labels(store="peer", kind=kind).inc()

@@ -80,7 +80,7 @@ def leaderboard(state: RunState, chain: Mapping[str, Any] | None = None) -> list
     """Ranked rows for every miner the run saw (and every chain neuron, if given)."""
     chain_by_uid = {int(n["uid"]): n for n in (chain or {}).get("neurons", [])}
     uids = set(state.miners)
-    for uid, n in chain_by_uid.items():
+    for uid, _ in chain_by_uid.items():
         # Chain-only neurons (owner, validator) are listed so emission adds up.
         uids.add(uid)
     rows: list[dict[str, Any]] = []

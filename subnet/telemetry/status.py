@@ -258,7 +258,7 @@ def peer_table(events: list[dict[str, Any]]) -> list[PeerStatus]:
             s = s if isinstance(s, Mapping) else {}
             a = acc.setdefault(uid, {"windows": 0, "outcomes": {}})
             a["windows"] += 1
-            outcome = peer_outcome(s.get("score"), s.get("reason"))
+            outcome = peer_outcome(s.get("score"), s.get("reason"), s.get("outcome"))
             a["outcomes"][outcome] = a["outcomes"].get(outcome, 0) + 1
             a.update(last_window=_int(ev.get("window")), last_score=s.get("score"), last_reason=s.get("reason"))
             r = ratings.get(uid)
@@ -391,7 +391,8 @@ def collect_status(state_dir: str | os.PathLike[str], *, events_dir: str | os.Pa
     return NodeStatus(
         role=role, state_dir=str(sd), events_dir=None if ev_dir is None else str(ev_dir), identity=identity,
         uid=chain.uid if chain is not None and chain.uid is not None else uid, hotkey=hotkey,
-        events=len(events), last_event=None if last_ev is None else {"event": last_ev.get("event"), "ts": last_ev.get("ts")},
+        events=len(events),
+        last_event=None if last_ev is None else {"event": last_ev.get("event"), "ts": last_ev.get("ts")},
         model=model, lead=lead, store=store_usage(sd, ev_dir, store_location, netuid), chain=chain,
         peers=peer_table(events) if role == "validator" else [], problems=problems, **local)
 

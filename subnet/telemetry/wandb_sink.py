@@ -18,7 +18,8 @@ from loguru import logger
 
 from subnet.errors import ConfigError
 from subnet.telemetry.config import WandbConfig
-from subnet.telemetry.events import as_number as _num, uid_map
+from subnet.telemetry.events import as_number as _num
+from subnet.telemetry.events import uid_map
 from subnet.telemetry.outcomes import peer_outcome
 
 
@@ -40,7 +41,7 @@ def wandb_row(record: Mapping[str, Any]) -> dict[str, float]:
         for uid, s in uid_map(record.get("scores")).items():
             s = s if isinstance(s, Mapping) else {}
             put(f"score/{uid}", s.get("score"))
-            outcome = peer_outcome(s.get("score"), s.get("reason"))
+            outcome = peer_outcome(s.get("score"), s.get("reason"), s.get("outcome"))
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         for outcome, n in outcomes.items():
             row[f"outcomes/{outcome}"] = float(n)

@@ -100,7 +100,7 @@ class Network:
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
 
 
-def wait_for_weights_in_effect(net: "Network", tempo_blocks: int, block_s: float, timeout: float = 120.0) -> int:
+def wait_for_weights_in_effect(net: Network, tempo_blocks: int, block_s: float, timeout: float = 120.0) -> int:
     """Block the caller until the validator's latest weights are what the chain's incentive reflects.
 
     With commit-reveal (the chain's default) a `weights_set` is only a commit:
