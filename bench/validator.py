@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,9 @@ from subnet.validator.scoring import (
     score_contribution,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ranking import spearman  # noqa: E402
+
 PAGES_PER_MINER = 16  # ProtocolConfig.pages_per_miner
 HELDOUT_PER_WINDOW = 16  # ProtocolConfig.heldout_per_window
 VALIDATOR_HELDOUT = 210  # held-out pages [0, 210) are the validator's to draw from; the rest is the reference truth
@@ -68,27 +72,6 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: torch.Tenso
     opt.zero_grad()
     loss.backward()
     opt.step()
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    den = (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
-    return cov / den if den else float("nan")
 
 
 class Sim:
@@ -304,9 +287,9 @@ def _fidelity(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, args: 
             res = [win.score(name, frag, upd, pg) for _, frag, upd, pg in members]
             scores = [r.score for r in res]
             est = [r.estimated_improvement if r.reason != "empty update" else 0.0 for r in res]
-            rows[f"{name} score"].append(_spearman(scores, truth))
-            rows[f"{name} estimate"].append(_spearman(est, truth))
-            rows[f"{name} honest"].append(_spearman([est[i] for i in honest], [truth[i] for i in honest]))
+            rows[f"{name} score"].append(spearman(scores, truth))
+            rows[f"{name} estimate"].append(spearman(est, truth))
+            rows[f"{name} honest"].append(spearman([est[i] for i in honest], [truth[i] for i in honest]))
             if args.verbose and d == 0:
                 for (kind, *_), r, tr in zip(members, res, truth):
                     print(f"  {name:9s} {kind:24s} score={r.score:+.5f} est={r.estimated_improvement:+.5f} "

@@ -60,6 +60,9 @@ from bittensor.sp_core import Keypair
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validator_tests"))
 from harness.hostile_http import HostileServer  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ranking import spearman  # noqa: E402
+
 from subnet.codec.sparseloco import CodecConfig, Encoder, decode, decode_sparse  # noqa: E402
 from subnet.codec.wire import ArtifactHeader, expected_max_bytes, read_artifact, write_artifact  # noqa: E402
 from subnet.config import StoreConfig, SyncConfig, TrainConfig  # noqa: E402
@@ -105,27 +108,6 @@ def _role(uid: int) -> str:
 def _alpha(uid: int) -> float:
     """Noise fraction of an honest miner's update: its (hidden) quality; 0 is best."""
     return ((uid * 37) % 101) / 100 * 0.9
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    den = (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
-    return cov / den if den else float("nan")
 
 
 class World:
@@ -357,7 +339,7 @@ def _ratings(world: World, ev: Evaluator, arts: dict[int, object], charged: set[
         history = record_evaluations(history, window=w, evaluated_hotkeys=[cands[u] for u in pick.evaluate],
                                      candidate_hotkeys=cands.values(), active_hotkeys=cands.values())
     honest = [u for u in range(n) if _role(u) == "honest" and u in state.players]
-    return _spearman([state.players[u].ordinal(ccfg.z) for u in honest], [-_alpha(u) for u in honest])
+    return spearman([state.players[u].ordinal(ccfg.z) for u in honest], [-_alpha(u) for u in honest])
 
 
 def _storage(world: World, windows: int) -> dict[str, int]:
