@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from harness.threads import digests_across_thread_counts
 
 from subnet.protocol.keys import artifact_key
 from subnet.protocol.manifest import Manifest
@@ -140,10 +139,5 @@ print(hashlib.sha256(p.numpy().tobytes()).hexdigest())
 
 
 def test_apply_math_is_bitwise_identical_across_thread_counts() -> None:
-    outs = []
-    for threads in (1, 2):
-        r = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(threads)], capture_output=True, text=True,
-                           timeout=120, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-        assert r.returncode == 0, r.stderr
-        outs.append(r.stdout.strip())
+    outs = digests_across_thread_counts(_THREADS_SCRIPT)
     assert len(outs[0]) == 64 and outs[0] == outs[1]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from bittensor.sp_core import Keypair
+from harness.threads import digests_across_thread_counts
 
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
@@ -67,12 +66,7 @@ print(hashlib.sha256(p.numpy().tobytes()).hexdigest())
 
 
 def test_support_mean_is_bitwise_identical_across_thread_counts() -> None:
-    outs = []
-    for threads in (1, 2):
-        r = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(threads)], capture_output=True, text=True,
-                           timeout=120, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-        assert r.returncode == 0, r.stderr
-        outs.append(r.stdout.strip())
+    outs = digests_across_thread_counts(_THREADS_SCRIPT)
     assert len(outs[0]) == 64 and outs[0] == outs[1]
 
 

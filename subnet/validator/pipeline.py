@@ -256,9 +256,10 @@ def sample(subs: Sequence[Submission], snap: ChainSnapshot, plan: SamplingPlan |
         logger.error("sampling: {}; evaluating all {} this window (raise --sampling.max_candidates)", exc,
                      len(pending))
         drawn = EvaluationSample(evaluate=tuple(sorted(pending)), overdue=(), drawn=tuple(sorted(pending)), skipped=())
-    twins = {t for u, t in (tied or {}).items() if u in set(drawn.evaluate)}
+    evaluated = set(drawn.evaluate)
+    twins = {t for u, t in (tied or {}).items() if u in evaluated}
     if twins & set(drawn.skipped):  # a drawn near-duplicate is judged against its twin: evaluate both
-        drawn = EvaluationSample(evaluate=tuple(sorted(set(drawn.evaluate) | twins)), overdue=drawn.overdue,
+        drawn = EvaluationSample(evaluate=tuple(sorted(evaluated | twins)), overdue=drawn.overdue,
                                  drawn=drawn.drawn, skipped=tuple(u for u in drawn.skipped if u not in twins))
     skipped = set(drawn.skipped)
     return [s.judged(Outcome.NOT_SAMPLED, "not sampled for the full evaluation this window", score=None)
