@@ -71,8 +71,8 @@ def _largest_fragment(gm: Any) -> Any:
 
 
 def _assignment_params(pages: Any, n_fragments: int) -> Any:
-    from subnet.config import ProtocolConfig
     from subnet.protocol.assignment import AssignmentParams
+    from subnet.protocol.config import ProtocolConfig
 
     pc = ProtocolConfig()
     return AssignmentParams(n_fragments=n_fragments, pages_per_miner=pc.pages_per_miner, n_train_pages=pages.n_train,
@@ -92,10 +92,11 @@ def worker_miner(preset: str, threads: int, windows: int) -> dict[str, Any]:
     from subnet.codec.config import CodecConfig
     from subnet.codec.sparseloco import Encoder
     from subnet.codec.wire import ArtifactHeader, write_artifact
-    from subnet.config import ModelConfig, TrainConfig
+    from subnet.miner.config import TrainConfig
     from subnet.miner.distributed import shard_batches as _cycle_batches
     from subnet.miner.state import MinerState
     from subnet.miner.train import inner_train
+    from subnet.model.config import ModelConfig
     from subnet.model.fragments import fragment_shapes
     from subnet.node.globalmodel import build_global_model, persist
     from subnet.node.runtime import load_data
@@ -157,9 +158,10 @@ def worker_produce(preset: str, n_miners: int, out_dir: str) -> dict[str, Any]:
     from subnet.codec.config import CodecConfig
     from subnet.codec.sparseloco import Encoder
     from subnet.codec.wire import ArtifactHeader, write_artifact
-    from subnet.config import ModelConfig, TrainConfig
+    from subnet.miner.config import TrainConfig
     from subnet.miner.distributed import shard_batches as _cycle_batches
     from subnet.miner.train import inner_train
+    from subnet.model.config import ModelConfig
     from subnet.model.fragments import fragment_shapes
     from subnet.node.globalmodel import build_global_model
     from subnet.node.runtime import load_data
@@ -205,16 +207,18 @@ def worker_validator(preset: str, threads: int, art_dir: str, checkpoints: list[
     from subnet.codec.config import CodecConfig
     from subnet.codec.sparseloco import decode
     from subnet.codec.wire import read_artifact
-    from subnet.config import ModelConfig, StoreConfig, SyncConfig
+    from subnet.model.config import ModelConfig
     from subnet.model.fragments import trainable_parameters
     from subnet.node.config import NETWORK_SCORE
     from subnet.node.globalmodel import build_global_model
     from subnet.node.runtime import load_data
     from subnet.protocol.assignment import heldout_pages, random_pages
     from subnet.storage.base import open_store
+    from subnet.storage.config import StoreConfig
     from subnet.sync.aggregate import Contribution, build_manifest, select_top
     from subnet.sync.apply import apply_decoded
     from subnet.sync.checkpoints import publish_manifest
+    from subnet.sync.config import SyncConfig
     from subnet.validator.copydetect import Submission, find_copies
     from subnet.validator.scoring import (
         compute_baseline,
@@ -435,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from subnet.codec.config import CodecConfig
-    from subnet.config import ModelConfig, ProtocolConfig, SyncConfig, TrainConfig
+    from subnet.miner.config import TrainConfig
+    from subnet.model.config import ModelConfig
     from subnet.model.fragments import layer_ranges
     from subnet.model.presets import get_preset
     from subnet.node.config import NETWORK_SCORE
+    from subnet.protocol.config import ProtocolConfig
+    from subnet.sync.config import SyncConfig
 
     presets = [p for p in args.presets.split(",") if p]
     threads = [int(t) for t in args.threads.split(",") if t]

@@ -46,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loguru import logger  # noqa: E402
 
-from subnet.config import TrainConfig  # noqa: E402
 from subnet.data.build import build_shards  # noqa: E402
 from subnet.data.cache import CacheLimits, ShardCache  # noqa: E402
 from subnet.data.config import DataConfig, default_cache_dir  # noqa: E402
@@ -54,6 +53,7 @@ from subnet.data.manifest import shard_key  # noqa: E402
 from subnet.data.pages import TokenPages, load_pages  # noqa: E402
 from subnet.data.shards import ShardPages, load_manifest  # noqa: E402
 from subnet.data.split import split_sizes  # noqa: E402
+from subnet.miner.config import TrainConfig  # noqa: E402
 from subnet.miner.distributed import shard_batches as _cycle_batches  # noqa: E402
 from subnet.miner.train import inner_train  # noqa: E402
 from subnet.model.fragments import partition  # noqa: E402

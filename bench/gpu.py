@@ -89,18 +89,20 @@ def one(preset: str, device_req: str, threads: int, steps: int, contributions: i
     from subnet.codec.config import CodecConfig
     from subnet.codec.sparseloco import Encoder, decode
     from subnet.codec.wire import ArtifactHeader, read_artifact, write_artifact
-    from subnet.config import ModelConfig, StoreConfig, TrainConfig
     from subnet.data.pages import TokenPages
     from subnet.device.config import DeviceConfig
     from subnet.device.consensus import DeviceReplica
     from subnet.device.memory import memory_report, reset_peak
     from subnet.device.precision import autocast, dtype_name
     from subnet.device.select import select_device
+    from subnet.miner.config import TrainConfig
     from subnet.miner.distributed import shard_batches
     from subnet.miner.train import inner_train, prepare_training
+    from subnet.model.config import ModelConfig
     from subnet.model.fragments import trainable_parameters
     from subnet.node.config import NETWORK_SCORE
     from subnet.node.globalmodel import build_global_model
+    from subnet.storage.config import StoreConfig
     from subnet.validator.scoring import compute_baseline, page_batches, score_contribution
 
     choice = select_device(device_req, DeviceConfig())

@@ -34,10 +34,10 @@ from harness.hostile_http import HostileServer  # noqa: E402
 
 from subnet.codec import ArtifactHeader, CodecConfig, Encoder, write_artifact  # noqa: E402
 from subnet.codec.wire import expected_max_bytes  # noqa: E402
-from subnet.config import StoreConfig  # noqa: E402
 from subnet.node.config import ValidatorOptions  # noqa: E402
 from subnet.node.peerstores import PeerStores  # noqa: E402
 from subnet.storage import LocalDirStore  # noqa: E402
+from subnet.storage.config import StoreConfig  # noqa: E402
 from subnet.storage.location import LocationPolicy  # noqa: E402
 from subnet.storage.peer import PeerReadOptions  # noqa: E402
 from subnet.validator.evidence import EvidenceBook  # noqa: E402

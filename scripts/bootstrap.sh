@@ -8,21 +8,28 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# Headless Chromium from Debian's packages, for the dashboard's browser test only (the neurons never need it).
-# Installed only when missing and we are root on a Debian-like system with apt-get; otherwise a notice, and that
-# one test skips. Fast when already installed (one `command -v`).
+# Headless Chromium and chromium-driver from Debian's packages, for the dashboard's browser test only (the neurons
+# never need them). Installed only when missing and we are root on a Debian-like system with apt-get; otherwise a
+# notice, and that one test fails saying how to install. Fast when already installed (two `command -v`).
 ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  # The dashboard browser test (validator_tests/test_dashboard_browser.py) drives Debian's chromium through
+  # Selenium and chromium-driver; it fails, not skips, without them.
+  pkgs=""
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || pkgs=" chromium"
+  command -v chromedriver >/dev/null 2>&1 || pkgs="$pkgs chromium-driver"
+  if [ -z "$pkgs" ]; then
     return 0
   fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "[bootstrap] chromium missing and cannot be installed here (not root or no apt-get): the dashboard browser test will skip" >&2
+    echo "[bootstrap] missing$pkgs and cannot install here (not root or no apt-get): the dashboard browser test" \
+      "will fail; as root: apt-get install -y chromium chromium-driver" >&2
     return 0
   fi
-  echo "[bootstrap] installing chromium (Debian package) for the dashboard browser test" >&2
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
-      || echo "[bootstrap] chromium install failed: the dashboard browser test will skip" >&2
+  echo "[bootstrap] installing$pkgs (Debian packages) for the dashboard browser test" >&2
+  # shellcheck disable=SC2086 # word splitting of the package list is wanted
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2 \
+      || echo "[bootstrap] installing$pkgs failed: the dashboard browser test will fail" >&2
   fi
 }
 

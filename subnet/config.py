@@ -37,7 +37,13 @@ a message naming the flag and its environment variable (or the file).
 
 Help text: ``field(metadata={"help": ...})`` or the attribute docstring (a
 string literal right under the field, torchtitan style). Every flag has one
-(validator_tests/test_cli_help.py walks every entry point).
+(validator_tests/test_cli_help.py walks every entry point). The consensus
+settings (subnet/consensus.py) are listed in one ``--help`` group of their own.
+
+This module is the engine only: each sub-config lives in the package that owns
+it (``subnet.chain.config``, ``subnet.storage.config``, ``subnet.model.config``,
+``subnet.miner.config``, ``subnet.protocol.config``, ``subnet.sync.config``,
+``subnet.telemetry.logs``); the neurons compose them in ``subnet.node.config``.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -357,13 +363,19 @@ def add_dataclass_flags(
     """
     if config_file:
         add_config_file_flag(parser)
+    from subnet.consensus import HELP_DESCRIPTION, HELP_TITLE, is_consensus
+
     specs = flag_specs(cls, prefix)
     groups: dict[tuple[str, ...], Any] = {}
     for spec in specs:
-        group_key = spec.path[:-1]
+        # Consensus settings (subnet/consensus.py) share one group, so --help shows what must agree network-wide.
+        group_key = ("<consensus>",) if is_consensus(spec.dest) else spec.path[:-1]
         if group_key not in groups:
-            title = ".".join(group_key) if group_key else None
-            groups[group_key] = parser.add_argument_group(title) if title else parser
+            if group_key == ("<consensus>",):
+                groups[group_key] = parser.add_argument_group(HELP_TITLE, HELP_DESCRIPTION)
+            else:
+                title = ".".join(group_key) if group_key else None
+                groups[group_key] = parser.add_argument_group(title) if title else parser
         kwargs: dict[str, Any] = dict(
             dest=spec.dest, default=argparse.SUPPRESS, help=spec.help, type=_argparse_type(spec)
         )
@@ -558,227 +570,11 @@ def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-# --------------------------------------------------------------------------- common sub-configs
+# --------------------------------------------------------------------------- shared validation
 
 
-def _positive(cls_name: str, **values: float) -> None:
+def require_positive(cls_name: str, **values: float) -> None:
+    """Raise ConfigError naming the first of `values` that is not > 0 (sub-configs' __post_init__)."""
     for name, value in values.items():
         if not value > 0:
             raise ConfigError(f"{cls_name}.{name} must be > 0, got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class WalletConfig:
-    """Which bittensor wallet (coldkey + hotkey files on disk) signs for this node."""
-
-    name: str = "default"
-    """Coldkey (wallet) name."""
-    hotkey: str = "default"
-    """Hotkey name inside the wallet; it signs artifacts and extrinsics."""
-    path: str = "~/.bittensor/wallets"
-    """Directory that holds the wallets."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubtensorConfig:
-    """Which chain to talk to."""
-
-    network: str = "finney"
-    """finney | test | local | ws://host:port | devnet | devnet+ws://127.0.0.1:PORT."""
-    chain_endpoint: str | None = None
-    """ws(s)://host:port of the node to talk to, instead of the network's default endpoint (bittensor's flag); with a
-    devnet network, the devnet's ws://127.0.0.1:PORT."""
-    devnet_timeout_s: float = field(default=30.0, metadata={"env": "TESSERA_DEVNET_TIMEOUT"})
-    """Seconds one devnet RPC request may take before it fails (a hung devnet must not stall a neuron); the real chain
-    keeps the SDK's timeouts."""
-
-    def __post_init__(self) -> None:
-        _positive("SubtensorConfig", devnet_timeout_s=self.devnet_timeout_s)
-
-    @property
-    def is_devnet(self) -> bool:
-        """The local devnet (netuid may default there); anything else is a real network."""
-        return self.network == "devnet" or self.network.startswith("devnet+")
-
-    @property
-    def target(self) -> str:
-        """The network string `subnet.chain.make_subtensor` takes: the network, or the endpoint given."""
-        if not self.chain_endpoint:
-            return self.network
-        return f"devnet+{self.chain_endpoint}" if self.is_devnet else self.chain_endpoint
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoggingConfig:
-    """Log verbosity and destination."""
-
-    debug: bool = False
-    """Log at DEBUG level."""
-    trace: bool = False
-    """Log at TRACE level (implies debug)."""
-    logging_dir: str | None = None
-    """Also write a rotating log file in this directory."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoreConfig:
-    """Where this node publishes artifacts (its on-chain commitment) and the fetch size cap."""
-
-    location: str = "~/.tessera/store"
-    """file:///path, a plain path, or s3://bucket/prefix?endpoint=URL."""
-    max_artifact_bytes: int = 64 * 1024 * 1024
-    """Refuse to download an artifact larger than this many bytes."""
-    allow_local_peers: bool = False
-    """Read peers' file:// store locations (always allowed on the devnet; never on a real network)."""
-    allow_private_peer_endpoints: bool = False
-    """For operators on a private network: lets peer endpoints be http or private addresses."""
-    peer_request_timeout_s: float = 10.0
-    """Wall-clock limit of one request to a peer's store (DNS, connect, TLS, headers), plus 1 s per 4 MiB of body."""
-    peer_attempts: int = 2
-    """Requests per peer read, retried only on connection errors and 5xx (worst case: attempts x timeout)."""
-    s3_connect_timeout_s: float = 5.0
-    """Own S3 store: TCP/TLS connect timeout of one HTTP request, seconds."""
-    s3_read_timeout_s: float = 30.0
-    """Own S3 store: limit on each socket read of one HTTP request, seconds."""
-    s3_attempts: int = 3
-    """Own S3 store: HTTP requests per call in all (the one retry layer; worst case in subnet/storage/s3.py)."""
-    s3_max_pool_connections: int = 32
-    """Own S3 store: pooled HTTP connections (concurrent requests without queueing)."""
-    retention_windows: int = 16
-    """Horizon: this node deletes its own artifacts and manifests older than this many windows (0 keeps all)."""
-    retention_checkpoints: int = 2
-    """Newest checkpoints this node keeps in its store (older ones are deleted; 0 keeps all)."""
-
-    def __post_init__(self) -> None:
-        _positive("StoreConfig", max_artifact_bytes=self.max_artifact_bytes,
-                  peer_request_timeout_s=self.peer_request_timeout_s, peer_attempts=self.peer_attempts,
-                  s3_connect_timeout_s=self.s3_connect_timeout_s, s3_read_timeout_s=self.s3_read_timeout_s,
-                  s3_attempts=self.s3_attempts, s3_max_pool_connections=self.s3_max_pool_connections)
-        if self.retention_windows < 0 or self.retention_checkpoints < 0:
-            raise ConfigError("StoreConfig: retention_windows and retention_checkpoints must be >= 0")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-    """The shared model: every node must agree on all three."""
-
-    preset: str = "tiny"
-    """Model preset name (tiny, small, 125m, 1b, 8b)."""
-    n_fragments: int = 2
-    """Number of parameter fragments F the model is split into (1 = full model)."""
-    seed: int = 0
-    """Seed of the deterministic initialisation (version 0 of the global model)."""
-
-    def __post_init__(self) -> None:
-        _positive("ModelConfig", n_fragments=self.n_fragments)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """The miner's inner optimisation (AdamW over its fragment only)."""
-
-    inner_steps: int = 10
-    """H: optimizer steps per window."""
-    lr: float = 2e-3
-    """Peak inner AdamW learning rate."""
-    batch_size: int = 8
-    """Sequences (pages) per inner step."""
-    weight_decay: float = 0.1
-    """AdamW decoupled weight decay."""
-    beta1: float = 0.9
-    """AdamW first-moment decay."""
-    beta2: float = 0.95
-    """AdamW second-moment decay."""
-    eps: float = 1e-8
-    """AdamW epsilon."""
-    warmup_steps: int = 20
-    """Linear lr warm-up over this many inner steps, counted across windows (persisted)."""
-    grad_clip: float = 1.0
-    """Clip the fragment's gradient norm to this (0 disables)."""
-
-    def __post_init__(self) -> None:
-        _positive("TrainConfig", inner_steps=self.inner_steps, lr=self.lr, batch_size=self.batch_size)
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ConfigError("TrainConfig: warmup_steps, grad_clip and weight_decay must be >= 0")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ConfigError("TrainConfig: betas must lie in [0, 1)")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProtocolConfig:
-    """Window timing and data assignment; every node must agree on these."""
-
-    # 50 blocks fit 12 s blocks (README, "Windows on finney/testnet"): the seed is final ~3 blocks in,
-    # a small-preset miner needs ~10 s of CPU and uploads ~110 kB, a validator scores a full 256-uid
-    # subnet in ~6 min of one CPU core during the next window.
-    window_blocks: int = 50
-    """Blocks per window: 50 = 10 min at finney/testnet's 12 s blocks (the devnet demo and tests pass 16-20)."""
-    start_block: int = 0
-    """Block at which window 0 starts."""
-    pages_per_miner: int = 16
-    """Training pages assigned to each miner per window."""
-    heldout_per_window: int = 16
-    """Held-out pages the validators score on per window."""
-
-    def __post_init__(self) -> None:
-        _positive(
-            "ProtocolConfig",
-            window_blocks=self.window_blocks,
-            pages_per_miner=self.pages_per_miner,
-            heldout_per_window=self.heldout_per_window,
-        )
-        if self.start_block < 0:
-            raise ConfigError("ProtocolConfig.start_block must be >= 0")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncConfig:
-    """Outer step: how the lead combines contributions and how often it checkpoints."""
-
-    outer_lr: float = 1.0
-    """Outer learning rate: p -= outer_lr * combined pseudo-gradient."""
-    top_g: int = 8
-    """Contributions per fragment kept for aggregation (best scores first)."""
-    # bench/convergence.py (docs/BENCHMARKS.md, "Network convergence"), tiny, 300 steps, seed 0: plain
-    # mean 1.161 vs support mean 1.167 (network / centralized held-out loss): no gain measured, so the
-    # default stays the plain mean; the support mean is kept to be measured on longer runs.
-    rule: Literal["median_norm_clip_mean", "median_norm_clip_support_mean"] = "median_norm_clip_mean"
-    """Aggregation rule: median-norm clip, then per entry the mean over all contributions (mean) or over
-    those that sent that entry (support mean)."""
-    checkpoint_every: int = 10
-    """Lead writes a full checkpoint every this many applied manifests."""
-
-    def __post_init__(self) -> None:
-        _positive("SyncConfig", outer_lr=self.outer_lr, top_g=self.top_g, checkpoint_every=self.checkpoint_every)
-
-
-# --------------------------------------------------------------------------- logging
-
-
-def setup_logging(cfg: LoggingConfig, component: str) -> None:
-    """Route loguru to stderr (and optionally a rotating file) at the configured level.
-
-    Every record carries `component` (e.g. "miner", "validator") so interleaved
-    logs from several processes stay readable.
-    """
-    from loguru import logger
-
-    level = "TRACE" if cfg.trace else "DEBUG" if cfg.debug else "INFO"
-    fmt = (
-        "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
-        "<cyan>{extra[component]}</cyan> | {name}:{line} - <level>{message}</level>"
-    )
-    logger.remove()
-    logger.configure(extra={"component": component})
-    logger.add(sys.stderr, level=level, format=fmt, backtrace=cfg.trace, diagnose=cfg.trace)
-    if cfg.logging_dir:
-        log_dir = Path(cfg.logging_dir).expanduser()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        logger.add(
-            log_dir / f"{component}.log",
-            level=level,
-            format=fmt,
-            rotation="50 MB",
-            retention=5,
-            enqueue=True,
-        )

@@ -13,6 +13,12 @@ systemd (`Restart=always`) starts it again on the new code. It never updates
 a checkout that has diverged (a fast-forward or nothing) and never runs
 without the operator's flag. A key of 0 means the subnet requires nothing.
 
+The lead validator also stamps its spec version on every manifest. A follower
+that reads one newer than its own (`VersionGuard.observe_manifest`, fed by
+subnet/sync/bounds.py) treats it like a raised key: at the next window tick it
+warns, or stops with exit 4 (`refuse`, which also refuses the manifest), and it
+repeats the warning every `--version.every_windows` windows.
+
 `tessera version` prints the versions; `tessera version update --repo DIR`
 is the same update step for cron or a deploy script (scripts/autoupdate.sh).
 """
@@ -102,6 +108,16 @@ def compare(ours: int, required: int) -> VersionCheck:
                                f"requires {required} (WeightsVersionKey)")
 
 
+def compare_lead(ours: int, lead: int) -> VersionCheck:
+    """Pure: our spec version against the one the lead's manifests carry (newer lead: OUTDATED)."""
+    if lead <= ours:
+        return VersionCheck(outcome=VersionOutcome.CURRENT if lead == ours else VersionOutcome.AHEAD,
+                            ours=ours, required=lead)
+    return VersionCheck(outcome=VersionOutcome.OUTDATED, ours=ours, required=lead,
+                        detail=f"this node runs spec version {ours} (tessera {subnet.__version__}); the lead "
+                               f"validator's manifests come from spec version {lead}")
+
+
 def check_chain(read_key: Callable[[], int], ours: int = subnet.SPEC_VERSION) -> VersionCheck:
     """Read the subnet's key (e.g. `ChainView.weights_version`) and compare; a chain failure is UNKNOWN."""
     try:
@@ -183,21 +199,39 @@ class VersionGuard:
     ours: int = subnet.SPEC_VERSION
     _ticks: int = 0
     last: VersionCheck | None = field(default=None)
+    lead_spec: int | None = None
+    """The newest spec version seen on the lead's manifests (None: none seen or none stamped)."""
+    _lead_pending: bool = False
 
     def at_start(self) -> VersionCheck | None:
         return self._check("start-up")
 
+    def observe_manifest(self, spec_version: int) -> None:
+        """A manifest the node read carries the lead's spec version; a newer one is acted on at the next tick."""
+        if self.lead_spec is None or spec_version > self.lead_spec:
+            self.lead_spec = spec_version
+            self._lead_pending = spec_version > self.ours
+
     def tick(self) -> VersionCheck | None:
-        """Once per window; checks every `every_windows` ticks."""
+        """Once per window; checks the chain every `every_windows` ticks, a newly newer lead at once."""
         self._ticks += 1
         if self._ticks % self.cfg.every_windows:
+            if self._lead_pending:
+                return self._check(f"window {self._ticks}, lead manifest", chain=False)
             return None
         return self._check(f"window check {self._ticks}")
 
-    def _check(self, when: str) -> VersionCheck | None:
+    def _check(self, when: str, *, chain: bool = True) -> VersionCheck | None:
         if self.cfg.check == "off":
             return None
-        res = check_chain(self.read_key, self.ours)
+        res = check_chain(self.read_key, self.ours) if chain else None
+        if self.lead_spec is not None and (res is None or res.outcome is not VersionOutcome.OUTDATED):
+            lead = compare_lead(self.ours, self.lead_spec)
+            if lead.outcome is VersionOutcome.OUTDATED or res is None:
+                res = lead
+        self._lead_pending = False
+        if res is None:  # a chain-less check with no lead version seen: nothing to judge
+            return None
         self.last = res
         if res.outcome is VersionOutcome.UNKNOWN:
             logger.warning("version check ({}): cannot read WeightsVersionKey: {}; trying again later", when,
@@ -205,8 +239,9 @@ class VersionGuard:
         elif res.outcome is VersionOutcome.OUTDATED:
             self._outdated(res, when)
         else:
-            logger.info("version check ({}): spec version {} {} the subnet's key {}", when, res.ours,
-                        "matches" if res.outcome is VersionOutcome.CURRENT else "is ahead of", res.required)
+            logger.info("version check ({}): spec version {} {} {} {}", when, res.ours,
+                        "matches" if res.outcome is VersionOutcome.CURRENT else "is ahead of",
+                        "the subnet's key" if chain else "the lead's manifests", res.required)
         return res
 
     def _outdated(self, res: VersionCheck, when: str) -> None:

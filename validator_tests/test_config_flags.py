@@ -11,19 +11,11 @@ from typing import Literal
 
 import pytest
 
-from subnet.config import (
-    LoggingConfig,
-    WalletConfig,
-    add_dataclass_flags,
-    config_from_args,
-    env_name,
-    flag_specs,
-    parse_config,
-    setup_logging,
-    to_dict,
-)
+from subnet.chain.config import WalletConfig
+from subnet.config import add_dataclass_flags, config_from_args, env_name, flag_specs, parse_config, to_dict
 from subnet.errors import ConfigError
 from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig
+from subnet.telemetry.logs import LoggingConfig, setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 

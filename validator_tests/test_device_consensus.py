@@ -21,10 +21,10 @@ from bittensor.sp_core import Keypair
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
 from subnet.codec.wire import ArtifactHeader, write_artifact
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
 from subnet.device.config import DeviceConfig
 from subnet.device.consensus import ConsensusError, DeviceReplica, check_host_fp32, host_apply
+from subnet.miner.config import TrainConfig
 from subnet.miner.distributed import shard_batches
 from subnet.miner.train import TrainRuntime, inner_train, prepare_training
 from subnet.model.fragments import partition

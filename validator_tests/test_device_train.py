@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
 from subnet.device.config import DeviceConfig
+from subnet.miner.config import TrainConfig
 from subnet.miner.distributed import shard_batches
 from subnet.miner.train import TrainRuntime, inner_train, prepare_training
 from subnet.model.fragments import partition

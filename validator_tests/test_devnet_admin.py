@@ -74,13 +74,15 @@ def test_bootstrap_wallet_path_default_is_tessera_owned(monkeypatch: pytest.Monk
     monkeypatch.delenv("TESSERA_WALLET_PATH", raising=False)
     monkeypatch.delenv("BT_WALLET_PATH", raising=False)
     assert default_wallet_path() == DEFAULT_WALLET_PATH == "~/.tessera/devnet-wallets"
-    assert _parse(["bootstrap"]).wallet_path == DEFAULT_WALLET_PATH
+    assert cli._command(_parse(["bootstrap"])).wallet.path == DEFAULT_WALLET_PATH
     assert not is_bittensor_wallet_dir(Path(DEFAULT_WALLET_PATH))
     monkeypatch.setenv("BT_WALLET_PATH", str(tmp_path / "bt"))
     assert default_wallet_path() == str(tmp_path / "bt")
     monkeypatch.setenv("TESSERA_WALLET_PATH", str(tmp_path / "tessera"))
     assert default_wallet_path() == str(tmp_path / "tessera")  # TESSERA_ first
-    assert _parse(["bootstrap", "--wallet.path", "~/.bittensor/wallets"]).wallet_path == "~/.bittensor/wallets"
+    assert cli._command(_parse(["bootstrap"])).wallet.path == str(tmp_path / "tessera")  # the flag engine, too
+    given = cli._command(_parse(["bootstrap", "--wallet.path", "~/.bittensor/wallets"]))
+    assert given.wallet.path == "~/.bittensor/wallets"
     assert is_bittensor_wallet_dir(Path("~/.bittensor/wallets/x"))
 
 

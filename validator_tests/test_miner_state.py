@@ -16,8 +16,8 @@ import torch
 
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
+from subnet.miner.config import TrainConfig
 from subnet.miner.state import STATE_FILE, MinerState, MinerStateError
 from subnet.miner.train import inner_train
 from subnet.model.fragments import fragment_shapes, partition

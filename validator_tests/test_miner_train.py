@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
+from subnet.miner.config import TrainConfig
 from subnet.miner.train import AdamState, TrainingError, inner_train, lm_loss, lr_at
 from subnet.model.fragments import partition
 from subnet.model.presets import build_model

@@ -26,9 +26,9 @@ from harness.hostile_http import HUGE_LENGTH, HostileServer, self_signed
 from test_storage_s3 import _aws_env, moto_endpoint  # noqa: F401 - fixtures reused, not copied
 
 import subnet.storage.peer as peer_mod
-from subnet.config import StoreConfig
 from subnet.node.peerstores import PeerStores, StoreRefusal
 from subnet.storage import open_store
+from subnet.storage.config import StoreConfig
 from subnet.storage.location import LocationPolicy
 from subnet.storage.peer import (
     LocalPeerReader,

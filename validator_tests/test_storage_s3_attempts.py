@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from subnet.config import StoreConfig
 from subnet.errors import StorageError
 from subnet.storage import open_store
+from subnet.storage.config import StoreConfig
 from subnet.storage.s3 import S3Options, S3Store
 
 

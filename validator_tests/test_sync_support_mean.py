@@ -14,14 +14,15 @@ from harness.threads import digests_across_thread_counts
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
 from subnet.codec.wire import ArtifactHeader, write_artifact
-from subnet.config import SyncConfig, TrainConfig
 from subnet.data.pages import TokenPages
+from subnet.miner.config import TrainConfig
 from subnet.miner.train import inner_train
 from subnet.model.fragments import partition
 from subnet.model.presets import build_model
 from subnet.protocol.keys import artifact_key
 from subnet.sync.aggregate import DEFAULT_RULE, RULE, RULES, SUPPORT_RULE, Contribution, build_manifest, combine
 from subnet.sync.apply import GlobalModel, apply_decoded, apply_manifest, artifact_sha256
+from subnet.sync.config import SyncConfig
 from subnet.sync.errors import SyncError
 
 torch.set_num_threads(1)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from harness.network import FAST_FLAGS
 
-from subnet.config import ProtocolConfig, parse_config
+from subnet.config import parse_config
 from subnet.demo import Bootstrap, Neuron, neuron_argv
 from subnet.node.config import MinerNeuronConfig, ValidatorNeuronConfig, ValidatorOptions
+from subnet.protocol.config import ProtocolConfig
 
 
 def test_defaults_fit_finney_blocks() -> None:

@@ -128,10 +128,10 @@ def _info(flags: CacheFlags) -> int:
 def _build(bc: Any) -> int:
     from loguru import logger
 
-    from subnet.config import TrainConfig
     from subnet.data.build import build_shards
     from subnet.data.split import MAX_HELDOUT_EXPOSURE, heldout_exposure, min_heldout_pages
     from subnet.errors import StorageError
+    from subnet.miner.config import TrainConfig
     from subnet.storage import open_store
 
     store = open_store(bc.out)

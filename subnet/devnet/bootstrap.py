@@ -20,7 +20,9 @@ before each one, as an operator would; each owner call sets a different
 hyperparameter, so the per-hyperparameter owner rate limit (2 tempos) never
 binds within one bootstrap.
 
-Wallets go to `~/.tessera/devnet-wallets` unless `--wallet.path` (or
+Its flags (`BootstrapOptions`) are on the neurons' flag engine, so each is also
+a TESSERA_* variable and a key of `--config FILE.yaml`. Wallets go to
+`~/.tessera/devnet-wallets` unless `--wallet.path` (or
 TESSERA_WALLET_PATH, then BT_WALLET_PATH) says otherwise: never into the real
 `~/.bittensor/wallets` by default, since these keys are unencrypted.
 Waiting for the epoch uses timer blocks, so no admin RPC is needed; a devnet
@@ -30,7 +32,6 @@ manual-mode devnet (`--devnet.block_ms 0`) needs that flag.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -42,10 +43,10 @@ from pathlib import Path
 import bittensor as bt
 import bittensor_core
 
+from subnet.devnet.bootstrap_flags import DEFAULT_WALLET_PATH, BootstrapOptions
 from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, RAO_PER_TAO
 from subnet.errors import ChainError
 
-DEFAULT_WALLET_PATH = "~/.tessera/devnet-wallets"
 BITTENSOR_WALLET_PATH = "~/.bittensor/wallets"
 WALLET_PATH_ENVS = ("TESSERA_WALLET_PATH", "BT_WALLET_PATH")  # first set wins
 # Waiting for timer blocks: this many times the nominal time, plus slack for a busy machine.
@@ -310,30 +311,15 @@ def is_bittensor_wallet_dir(path: Path) -> bool:
     return here == real or real in here.parents
 
 
-def add_bootstrap_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--miners", type=int, default=4, help="miner wallets to create and register (default 4)")
-    p.add_argument("--wallet.path", dest="wallet_path", default=default_wallet_path(),
-                   help=f"where the (unencrypted) test wallets are written (env {WALLET_PATH_ENVS[0]}, "
-                        f"then {WALLET_PATH_ENVS[1]}; default {DEFAULT_WALLET_PATH})")
-    p.add_argument("--netuid", type=int, default=None, help="reuse this subnet instead of creating one")
-    p.add_argument("--tempo", type=int, default=20,
-                   help="DEVNET-only (a root call on subtensor): blocks per epoch for fast demo windows")
-    p.add_argument("--weights-rate-limit", type=int, default=2,
-                   help="DEVNET-only (a root call on subtensor): WeightsSetRateLimit in blocks")
-    p.add_argument("--validator-stake", type=float, default=1000.0, help="TAO staked to the validator")
-    p.add_argument("--prefix", default="", help="wallet name prefix")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+def bootstrap_config(opts: BootstrapOptions) -> BootstrapConfig:
+    """What to create, from bootstrap's flags."""
+    return BootstrapConfig(wallet_path=Path(opts.wallet.path).expanduser(), miners=opts.miners, netuid=opts.netuid,
+                           tempo=opts.tempo, weights_rate_limit=opts.weights_rate_limit,
+                           validator_stake_tao=opts.validator_stake, prefix=opts.prefix)
 
 
-def run_bootstrap(args: argparse.Namespace, url: str) -> int:
-    if args.miners < 0 or args.tempo <= 0 or args.weights_rate_limit < 0:
-        print("error: --miners >= 0, --tempo > 0, --weights-rate-limit >= 0")
-        return 2
-    cfg = BootstrapConfig(
-        wallet_path=Path(args.wallet_path).expanduser(), miners=args.miners, netuid=args.netuid,
-        tempo=args.tempo, weights_rate_limit=args.weights_rate_limit,
-        validator_stake_tao=args.validator_stake, prefix=args.prefix,
-    )
+def run_bootstrap(opts: BootstrapOptions, url: str) -> int:
+    cfg = bootstrap_config(opts)
     print(f"note: bootstrap writes UNENCRYPTED test keys to {cfg.wallet_path}: for this devnet "
           "only, never fund or register them on a real network", file=sys.stderr, flush=True)
     if is_bittensor_wallet_dir(cfg.wallet_path):
@@ -344,7 +330,7 @@ def run_bootstrap(args: argparse.Namespace, url: str) -> int:
     except (ChainError, bt.BittensorError) as exc:
         print(f"error: {exc}")
         return 1
-    if args.json:
+    if opts.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     print(f"netuid {result.netuid}  (wallets under {result.wallet_path})")
@@ -354,5 +340,5 @@ def run_bootstrap(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
-__all__ = ["BootstrapConfig", "BootstrapResult", "DEFAULT_WALLET_PATH", "NeuronInfo", "advance_blocks", "bootstrap",
-           "bootstrap_async", "default_wallet_path", "RAO_PER_TAO"]
+__all__ = ["BootstrapConfig", "BootstrapOptions", "BootstrapResult", "DEFAULT_WALLET_PATH", "NeuronInfo",
+           "advance_blocks", "bootstrap", "bootstrap_async", "bootstrap_config", "default_wallet_path", "RAO_PER_TAO"]

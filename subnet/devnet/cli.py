@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from subnet.config import add_dataclass_flags, config_from_args
+from subnet.devnet.bootstrap_flags import BootstrapOptions
 from subnet.devnet.config import DEFAULT_BLOCK_MS, DEFAULT_DIR, DEFAULT_PORT, DevnetConfig
 
 EXIT_NOT_RUNNING = 3  # LSB init-script convention for "program is not running"
@@ -110,8 +111,8 @@ class StatusCommand:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BootstrapFlags:
-    """tessera devnet bootstrap's devnet (the rest of its flags are subnet/devnet/bootstrap.py's)."""
+class BootstrapFlags(BootstrapOptions):
+    """tessera devnet bootstrap: the devnet to use, and what to create (subnet/devnet/bootstrap.py)."""
 
     devnet: DevnetFlags = field(default_factory=DevnetFlags)
 
@@ -128,13 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     for name, (cls, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        # bootstrap's own flags are plain argparse (not the engine): a config file would only half apply.
-        add_dataclass_flags(p, cls, config_file=name != "bootstrap")
+        add_dataclass_flags(p, cls)
         p.set_defaults(devnet_parser=p, devnet_cls=cls)
-        if name == "bootstrap":
-            from subnet.devnet.bootstrap import add_bootstrap_arguments
-
-            add_bootstrap_arguments(p)
 
 
 def _command(args: argparse.Namespace) -> Any:
@@ -369,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "bootstrap":
         from subnet.devnet.bootstrap import run_bootstrap
 
-        return run_bootstrap(args, devnet_config(cmd.devnet).url)
+        return run_bootstrap(cmd, devnet_config(cmd.devnet).url)
     raise SystemExit(f"unknown action {args.action}")
 
 

@@ -46,9 +46,9 @@ import torch.distributed as dist
 from loguru import logger
 from torch import nn
 
-from subnet.config import TrainConfig
 from subnet.data.source import PageSource
 from subnet.errors import ConfigError
+from subnet.miner.config import TrainConfig
 from subnet.miner.train import AdamState, InnerResult, StepStatus, TrainingError, TrainRuntime, inner_train
 from subnet.model.fragments import Fragment
 
@@ -283,7 +283,7 @@ def _rank0_miner() -> type:
 
 
 def _run_worker(argv: list[str] | None, rank: int) -> int:
-    from subnet.config import parse_config, setup_logging
+    from subnet.config import parse_config
     from subnet.device.consensus import DeviceReplica
     from subnet.device.select import select_device
     from subnet.errors import SubnetError
@@ -291,6 +291,7 @@ def _run_worker(argv: list[str] | None, rank: int) -> int:
     from subnet.node.config import MinerNeuronConfig
     from subnet.node.globalmodel import build_global_model
     from subnet.node.runtime import data_readers, load_data
+    from subnet.telemetry.logs import setup_logging
 
     cfg: Any = parse_config(MinerNeuronConfig, argv, prog="neurons/miner.py")
     setup_logging(cfg.logging, f"miner-rank{rank}")

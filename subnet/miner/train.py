@@ -45,10 +45,10 @@ import torch.nn.functional as F
 from loguru import logger
 from torch import nn
 
-from subnet.config import TrainConfig
 from subnet.data.pages import inputs_targets
 from subnet.device.precision import autocast
 from subnet.errors import ModelError
+from subnet.miner.config import TrainConfig
 from subnet.model.fragments import Fragment, trainable_parameters
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from loguru import logger
 
-from subnet.config import parse_config, setup_logging
+from subnet.config import parse_config
 from subnet.errors import SubnetError
+from subnet.telemetry.logs import setup_logging
 
 
 def run_neuron(config_cls: type, role: str, argv: list[str] | None = None, *,

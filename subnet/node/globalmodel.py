@@ -84,9 +84,14 @@ def restore(gm: GlobalModel, state_dir: str | Path) -> bool:
     return True
 
 
-def manifest_policy(sync: object) -> ManifestPolicy:
-    """The manifest policy of a node's consensus settings (a SyncConfig)."""
-    return ManifestPolicy(outer_lr=float(sync.outer_lr), top_g=int(sync.top_g))  # type: ignore[attr-defined]
+def manifest_policy(cfg: object, rt: object = None) -> ManifestPolicy:
+    """The manifest policy of a node's config: outer step, consensus settings, spec version (sync.bounds).
+
+    `cfg` is a neuron config (a bare SyncConfig gives the outer-step checks only); `rt`'s
+    version guard, when it has one, hears the lead's spec version from each manifest.
+    """
+    guard = getattr(rt, "version_guard", None)
+    return ManifestPolicy.from_config(cfg, on_spec_version=guard.observe_manifest if guard is not None else None)
 
 
 def follow_lead(gm: GlobalModel, lead_store: ArtifactStore, netuid: int, upto_window: int,

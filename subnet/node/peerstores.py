@@ -24,7 +24,7 @@ from subnet.storage.location import LocationPolicy
 from subnet.storage.peer import PeerReader, PeerReadOptions, open_peer
 
 if TYPE_CHECKING:
-    from subnet.config import StoreConfig
+    from subnet.storage.config import StoreConfig
 
 _MAX_CACHED = 4096
 

@@ -10,6 +10,11 @@ Schema 2 manifests carry the lead's hotkey (`signer`) and its sr25519
 (signer and model_hash included), so authority is the lead's key, not write
 access to its store. `sign` makes the signed copy; checking it against the
 hotkey the chain names as lead is `subnet.sync.signing.verify_manifest_signature`.
+
+Optional fields (absent from a manifest that does not set them, so older
+manifests keep their bytes and signatures): `consensus`, the lead's consensus
+settings (subnet/consensus.py), and `spec_version`, the lead's
+`subnet.SPEC_VERSION`; followers check both (subnet/sync/bounds.py).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ SIGNING_DOMAIN = b"tessera.manifest.v2/sign\n"
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _SIGNATURE = re.compile(r"[0-9a-f]{128}", re.ASCII)
 Scalar = str | int | float | bool
+OPTIONAL_FIELDS = frozenset({"consensus", "spec_version"})
+"""Manifest fields a lead may leave out (older manifests have none of them)."""
 
 
 class Signer(Protocol):
@@ -122,6 +129,10 @@ class Manifest:
     signer: str | None = None
     signature: str | None = None
     schema: int = SCHEMA_VERSION
+    consensus: Mapping[str, Any] | None = None
+    """The lead's consensus settings {dotted flag: value} (subnet/consensus.py); None: not published."""
+    spec_version: int | None = None
+    """The lead's `subnet.SPEC_VERSION`; None: not published."""
 
     def __post_init__(self) -> None:
         _int("netuid", self.netuid)
@@ -168,6 +179,15 @@ class Manifest:
                 raise ProtocolError(f"aggregation param {k!r} is not finite")
             agg[k] = v
         object.__setattr__(self, "aggregation", dict(sorted(agg.items())))
+        if self.spec_version is not None:
+            _int("spec_version", self.spec_version)
+        if self.consensus is not None:
+            from subnet.consensus import check_wire_values
+
+            try:
+                object.__setattr__(self, "consensus", check_wire_values(self.consensus))
+            except ValueError as exc:
+                raise ProtocolError(f"manifest {exc}") from exc
 
     def by_fragment(self) -> dict[int, tuple[ManifestEntry, ...]]:
         """Entries grouped by fragment, in canonical order."""
@@ -189,6 +209,8 @@ class Manifest:
             "entries": [e.to_dict() for e in self.entries],
             "signer": self.signer,
             "signature": self.signature,
+            **({"consensus": dict(self.consensus)} if self.consensus is not None else {}),
+            **({"spec_version": self.spec_version} if self.spec_version is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -233,7 +255,7 @@ class Manifest:
             raise ProtocolError("manifest must be a JSON object")
         expected = {"schema", "netuid", "window", "base_version", "new_version", "outer_lr",
                     "aggregation", "model_hash", "entries", "signer", "signature"}
-        _exact_keys("manifest", data, expected)
+        _exact_keys("manifest", data, expected, optional=OPTIONAL_FIELDS)
         raw_entries = data["entries"]
         if not isinstance(raw_entries, list):
             raise ProtocolError("manifest field 'entries' must be a list")
@@ -258,6 +280,8 @@ class Manifest:
                 entries=tuple(entries),
                 signer=data["signer"],
                 signature=data["signature"],
+                consensus=data.get("consensus"),
+                spec_version=data.get("spec_version"),
             )
         except TypeError as exc:  # pragma: no cover - keys are checked above
             raise ProtocolError(f"malformed manifest: {exc}") from exc
@@ -271,8 +295,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not allowed")
 
 
-def _exact_keys(what: str, data: dict[str, Any], expected: set[str]) -> None:
+def _exact_keys(what: str, data: dict[str, Any], expected: set[str], optional: frozenset[str] = frozenset()) -> None:
     missing = expected - data.keys()
-    extra = data.keys() - expected
+    extra = data.keys() - expected - optional
     if missing or extra:
         raise ProtocolError(f"{what} fields wrong: missing {sorted(missing)}, unexpected {sorted(extra)}")

@@ -72,7 +72,7 @@ class S3Options:
 
     @classmethod
     def from_store_config(cls, cfg: Any) -> S3Options:
-        """The transport flags of `subnet.config.StoreConfig` (``--store.s3_*``)."""
+        """The transport flags of `subnet.storage.config.StoreConfig` (``--store.s3_*``)."""
         return cls(connect_timeout_s=cfg.s3_connect_timeout_s, read_timeout_s=cfg.s3_read_timeout_s,
                    attempts=cfg.s3_attempts, max_pool_connections=cfg.s3_max_pool_connections)
 

@@ -68,6 +68,9 @@ class DashboardConfig:
     """Seconds between the page's refreshes (and the least time between two reads of the event log)."""
     history: int = 48
     """Windows the timeline keeps (older windows stay in the loss curve and the ratings)."""
+    validator: str = ""
+    """Whose view to show when several validators log into one directory: a validator's uid or hotkey (ss58);
+    empty: the first validator found in the log (the others are listed, never mixed in)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -93,8 +93,9 @@ class DashboardFeed:
     """
 
     def __init__(self, events_dir: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None,
-                 history: int = 48, min_poll_s: float = 0.5) -> None:
+                 history: int = 48, min_poll_s: float = 0.5, validator: str = "") -> None:
         self.events_dir = Path(events_dir).expanduser()
+        self.validator = str(validator or "").strip()
         self.state_dir = None if state_dir is None else Path(state_dir).expanduser()
         self.history = int(history)
         self.min_poll_s = float(min_poll_s)
@@ -104,7 +105,7 @@ class DashboardFeed:
 
     def _reset(self) -> None:
         self._tail = EventTail(self.events_dir)
-        self._sizes: dict[Path, int] = {}
+        self._sizes: dict[tuple[int, int], int] = {}
         self.run = RunState()
         self.windows: deque[WindowRow] = deque(maxlen=self.history)
         self.calls: deque[dict[str, Any]] = deque(maxlen=MAX_CALLS)
@@ -115,20 +116,27 @@ class DashboardFeed:
         self.rejected = 0
         self.last_rejected: str | None = None
         self._polled = -math.inf
+        self._shown: tuple[int | None, str | None] | None = None  # (uid, hotkey) of the validator shown
+        self.other_validators: dict[str, int] = {}  # "uid/hotkey" -> records left out
 
     # -- reading ------------------------------------------------------------------------------------------
 
     def _shrank(self) -> bool:
-        """True when a file got shorter than what was read of it (rotated or truncated): re-read all."""
+        """True when a file got shorter than what was read of it (truncated in place): re-read all.
+
+        A rotated log (renamed away, a fresh file at its path) is a new inode,
+        not a shrink: the tail follows both by inode, so nothing is re-read.
+        """
         shrank = False
         for f in sorted(self.events_dir.glob(f"*{SUFFIX}")) if self.events_dir.is_dir() else [self.events_dir]:
             try:
-                size = f.stat().st_size
+                st = f.stat()
             except OSError:
                 continue
-            if size < self._sizes.get(f, 0):
+            key = (st.st_dev, st.st_ino)
+            if st.st_size < self._sizes.get(key, 0):
                 shrank = True
-            self._sizes[f] = size
+            self._sizes[key] = st.st_size
         return shrank
 
     def poll(self, *, force: bool = False) -> int:
@@ -153,7 +161,42 @@ class DashboardFeed:
             self._trim()
             return len(records)
 
+    def _is_shown(self, rec: Mapping[str, Any]) -> bool:
+        """One validator's view only: several validators' windows, ratings and weights must not be mixed.
+
+        Records of other components (miners, devnet, demo) are always folded.
+        The validator shown is `validator` (a uid or hotkey) or else the first
+        one met; the others' records are counted in `other_validators`.
+        """
+        if rec.get("component") != "validator":
+            return True
+        uid, hotkey = _int(rec.get("uid")), rec.get("hotkey")
+        hotkey = None if hotkey is None else str(hotkey)
+        if uid is None and hotkey is None:  # unattributed (hand-written or legacy): nothing to tell apart
+            return True
+        if self._shown is None:
+            wanted = self.validator
+            if wanted and wanted not in (str(uid), hotkey):
+                self._count_other(uid, hotkey)
+                return False
+            self._shown = (uid, hotkey)
+            return True
+        if (uid, hotkey) == self._shown or (uid is not None and uid == self._shown[0] and hotkey is None) \
+                or (hotkey is not None and hotkey == self._shown[1] and uid is None):
+            return True
+        self._count_other(uid, hotkey)
+        return False
+
+    def _count_other(self, uid: int | None, hotkey: str | None) -> None:
+        key = f"{uid}/{hotkey}"
+        if key not in self.other_validators:
+            logger.info("dashboard: records of validator {} are left out (showing {})", key,
+                        self.validator or (self._shown and f"{self._shown[0]}/{self._shown[1]}") or "none yet")
+        self.other_validators[key] = self.other_validators.get(key, 0) + 1
+
     def _fold(self, rec: Mapping[str, Any]) -> None:
+        if not self._is_shown(rec):
+            return
         try:
             self.run.apply(rec)
             handler = getattr(self, "_on_" + str(rec.get("event")), None)
@@ -299,7 +342,10 @@ class DashboardFeed:
                 "source": {"events_dir": str(self.events_dir),
                            "state_dir": None if self.state_dir is None else str(self.state_dir),
                            "files": len(self._sizes), "events": run.events_seen, "rejected": self.rejected,
-                           "last_rejected": self.last_rejected, "last_event_ts": run.last_ts},
+                           "last_rejected": self.last_rejected, "last_event_ts": run.last_ts,
+                           "validator_shown": None if self._shown is None else
+                           {"uid": self._shown[0], "hotkey": self._shown[1]},
+                           "other_validators": dict(self.other_validators)},
                 "summary": summary,
                 "leaderboard": leaderboard,
                 "loss": {"before": [[w, v] for w, v in run.loss_series if _num(v) is not None],

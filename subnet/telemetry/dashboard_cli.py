@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
     if not events.exists():
         logger.warning("{} does not exist yet: the dashboard shows it once the node writes events there", events)
     feed = DashboardFeed(events, state_dir=cmd.state_dir, history=cmd.dashboard.history,
-                         min_poll_s=min(1.0, cmd.dashboard.refresh_s / 2))
+                         min_poll_s=min(1.0, cmd.dashboard.refresh_s / 2), validator=cmd.dashboard.validator)
     try:
         server = DashboardServer(feed, cmd.dashboard.host, cmd.dashboard.port, refresh_s=cmd.dashboard.refresh_s)
     except SubnetError as exc:

@@ -15,6 +15,16 @@ Record schema, one JSON object per line::
 
 JSON turns integer dict keys into strings; :func:`uid_map` turns them back.
 
+Rotation: a neuron runs for weeks, so a log given ``max_bytes`` is rotated
+when a write takes it past that size: the file is renamed to
+``<stem>.<UTC stamp>.jsonl`` (still a ``*.jsonl`` of the directory, so every
+reader keeps seeing the kept history) and a fresh file is opened at the same
+path; only the newest ``keep`` segments are kept. Readers that tail
+(`EventTail`) follow a file by its inode, so a rename is neither a truncation
+nor new data to them. A second process appending to the same path through its
+own descriptor keeps writing into the renamed segment until it rotates itself;
+its lines stay whole.
+
 Sinks: the metrics endpoint and W&B are fed from these same records, not from
 a second code path. After a line is written, each sink of the `EventLog`
 (given at construction or with :meth:`EventLog.add_sink`) is called with that
@@ -111,7 +121,12 @@ class EventLog:
         uid: int | None = None,
         hotkey: str | None = None,
         sinks: Iterable[Sink] = (),
+        max_bytes: int = 0,
+        keep: int = 8,
     ) -> None:
+        if max_bytes < 0 or keep < 1:
+            raise TelemetryError(f"event log rotation needs max_bytes >= 0 (0 = never) and keep >= 1, "
+                                 f"got {max_bytes}, {keep}")
         if component is not None and component not in COMPONENTS:
             raise TelemetryError(f"unknown component {component!r}; expected one of {sorted(COMPONENTS)}")
         self.path = Path(path)
@@ -122,6 +137,8 @@ class EventLog:
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self.sinks: tuple[Sink, ...] = tuple(sinks)
+        self.max_bytes = int(max_bytes)
+        self.keep = int(keep)
 
     def add_sink(self, sink: Sink) -> None:
         """Also feed `sink` every record written from now on (the neuron's metrics, W&B)."""
@@ -157,9 +174,40 @@ class EventLog:
             if self._fd is None:
                 raise TelemetryError(f"event log {self.path} is closed")
             written = os.write(self._fd, data)
+            if self.max_bytes and written == len(data):
+                self._maybe_rotate()
         if written != len(data):  # disk full: the reader will skip the torn line
             raise TelemetryError(f"short write to {self.path}: {written}/{len(data)} bytes")
         _notify(self.sinks, data)
+
+    def segments(self) -> list[Path]:
+        """The rotated segments of this log, oldest first (the live file not included)."""
+        return sorted(self.path.parent.glob(f"{glob_escape(self.path.stem)}.*{SUFFIX}"))
+
+    def _maybe_rotate(self) -> None:
+        """Rename the live file away once it is past max_bytes and open a fresh one; prune old segments.
+
+        Called with the lock held. A failure to rotate (disk trouble) is logged
+        and writing goes on into the big file: losing telemetry is worse.
+        """
+        assert self._fd is not None
+        try:
+            if os.fstat(self._fd).st_size < self.max_bytes:
+                return
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time_ns() % 10**9:09d}"
+            target = self.path.with_name(f"{self.path.stem}.{stamp}{SUFFIX}")
+            os.replace(self.path, target)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            logger.warning("event log {}: rotation failed ({}); still appending to it", self.path, exc)
+            return
+        os.close(self._fd)
+        self._fd = fd
+        for old in self.segments()[: -self.keep]:
+            try:
+                old.unlink()
+            except OSError as exc:
+                logger.warning("event log {}: cannot delete old segment {}: {}", self.path, old, exc)
 
     def close(self) -> None:
         with self._lock:
@@ -206,11 +254,19 @@ def open_event_log(
     name: str | int,
     uid: int | None = None,
     hotkey: str | None = None,
+    max_bytes: int = 0,
+    keep: int = 8,
 ) -> EventLog | None:
     """The log a neuron writes when ``--telemetry.dir`` is set; None when it is not."""
     if directory is None or str(directory) == "":
         return None
-    return EventLog(log_path(directory, component, name), component=component, uid=uid, hotkey=hotkey)
+    return EventLog(log_path(directory, component, name), component=component, uid=uid, hotkey=hotkey,
+                    max_bytes=max_bytes, keep=keep)
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob metacharacters bracketed, for a literal prefix in `Path.glob`."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _parse_lines(chunk: bytes, source: Path) -> list[dict[str, Any]]:
@@ -262,28 +318,39 @@ class EventTail:
     """Incremental reader of a run's event directory (files may appear later).
 
     ``poll()`` returns only events completed since the previous call; a
-    partial trailing line stays unread until its newline lands.
+    partial trailing line stays unread until its newline lands. Files are
+    followed by inode, so a rotated log (renamed, a fresh file at its path) is
+    read on from where it was left and its successor from its start; a file
+    that got shorter than what was read of it (truncated) is read again.
     """
 
     def __init__(self, paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> None:
         self._source = paths_or_dir
-        self._offsets: dict[Path, int] = {}
+        self._offsets: dict[tuple[int, int], int] = {}
 
     def poll(self) -> list[dict[str, Any]]:
         new: list[dict[str, Any]] = []
+        seen: set[tuple[int, int]] = set()
         for f in _event_files(self._source):
-            start = self._offsets.get(f, 0)
             try:
                 with f.open("rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    key = (st.st_dev, st.st_ino)
+                    start = self._offsets.get(key, 0)
+                    if st.st_size < start:  # truncated in place: what was read is gone
+                        start = 0
                     fh.seek(start)
                     data = fh.read()
             except FileNotFoundError:
                 continue
+            seen.add(key)
             end = data.rfind(b"\n") + 1
+            self._offsets[key] = start + end
             if end == 0:
                 continue
-            self._offsets[f] = start + end
             new.extend(_parse_lines(data[:end], f))
+        for gone in set(self._offsets) - seen:  # deleted segments: forget them (an inode may be reused)
+            del self._offsets[gone]
         new.sort(key=lambda e: float(e.get("ts") or 0.0))
         return new
 

@@ -99,7 +99,7 @@ def start_observability(cfg: Any, role: str) -> tuple[Any, Observability]:
             from subnet.telemetry.dashboard_http import DashboardServer
 
             feed = DashboardFeed(cfg.telemetry.dir, state_dir=cfg.state_dir, history=dcfg.history,
-                                 min_poll_s=min(1.0, dcfg.refresh_s / 2))
+                                 min_poll_s=min(1.0, dcfg.refresh_s / 2), validator=dcfg.validator)
             obs.dashboard = DashboardServer(feed, dcfg.host, dcfg.port, refresh_s=dcfg.refresh_s)
     except BaseException:
         obs.close()

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
+from subnet.miner.config import TrainConfig
 from subnet.model.fragments import partition
 from subnet.model.presets import build_model
 

@@ -25,9 +25,9 @@ from bittensor.sp_core import Keypair
 from subnet.codec import ArtifactHeader, CodecConfig, Encoder, write_artifact
 from subnet.codec.sparseloco import EncodedUpdate
 from subnet.codec.wire import expected_max_bytes
-from subnet.config import TrainConfig
 from subnet.data.config import DataConfig
 from subnet.data.pages import TokenPages, load_pages
+from subnet.miner.config import TrainConfig
 from subnet.miner.train import inner_train, lm_loss
 from subnet.node.chain import Peer
 from subnet.node.config import NETWORK_SCORE, ValidatorOptions
