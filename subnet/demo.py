@@ -152,12 +152,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def pick_port(preferred: int) -> int:
-    """`preferred` when free, else an ephemeral port the kernel hands out."""
-    if preferred and port_free(preferred):
+    """`preferred` when it and the next port (the devnet's Substrate face) are free, else such a kernel-given one."""
+    if preferred and port_free(preferred) and port_free(preferred + 1):
         return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port_free(port + 1):
+            return port
+    raise DemoError("no free pair of ports on 127.0.0.1 for the devnet")
 
 
 def wait_for_port(port: int, child: Child, timeout_s: float) -> None:
@@ -510,6 +514,7 @@ def run(ns: argparse.Namespace) -> int:
         devnet = procs.start("devnet", [python, "-m", "subnet.cli", "devnet", "start", *devnet_args,
                                         "--devnet.block_ms", str(args.devnet.block_ms)])
         wait_for_port(port, devnet, timeout_s=120)
+        wait_for_port(port + 1, devnet, timeout_s=60)  # the Substrate face the neurons' SDK client speaks
         demo_log.emit("devnet_started", port=port, network=network, pid=devnet.proc.pid)
         print(f"devnet up at {network} (pid {devnet.proc.pid}); bootstrapping 1 validator + {args.miners} miners",
               flush=True)

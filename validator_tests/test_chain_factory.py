@@ -26,10 +26,21 @@ def test_devnet_must_be_loopback_ws(bad):
         devnet_url(bad)
 
 
-def test_make_subtensor_picks_backend():
-    dev = make_subtensor("devnet+ws://127.0.0.1:7001")
+def test_make_subtensor_picks_backend(monkeypatch):
+    monkeypatch.delenv("TESSERA_DEVNET_TRANSPORT", raising=False)
+    monkeypatch.delenv("TESSERA_DEVNET_SUBSTRATE_PORT", raising=False)
+    dev = make_subtensor("devnet+ws://127.0.0.1:7001")  # default: the plain SDK client on the Substrate face
     assert isinstance(dev, bt.Subtensor)
-    assert isinstance(dev._client._substrate, DevnetSubstrate)
+    assert isinstance(dev._client._substrate, bt.RpcSubstrate)
+    assert dev._client._substrate.endpoint == "ws://127.0.0.1:7002"
+    assert dev._client._substrate.fallback_endpoints == [] and dev._client._substrate.archive_endpoints == []
+    monkeypatch.setenv("TESSERA_DEVNET_SUBSTRATE_PORT", "7100")
+    assert make_subtensor("devnet+ws://127.0.0.1:7001")._client._substrate.endpoint == "ws://127.0.0.1:7100"
+    monkeypatch.setenv("TESSERA_DEVNET_TRANSPORT", "json")
+    assert isinstance(make_subtensor("devnet+ws://127.0.0.1:7001")._client._substrate, DevnetSubstrate)
+    monkeypatch.setenv("TESSERA_DEVNET_TRANSPORT", "carrier-pigeon")
+    with pytest.raises(ChainError, match="TESSERA_DEVNET_TRANSPORT"):
+        make_subtensor("devnet")
     real = make_subtensor("test")  # construction is cold: no connection is opened
     assert isinstance(real, bt.Subtensor)
     assert not isinstance(real._client._substrate, DevnetSubstrate)
@@ -37,11 +48,22 @@ def test_make_subtensor_picks_backend():
         make_subtensor("")
 
 
-def test_unreachable_devnet_becomes_chain_error():
+def test_unreachable_devnet_becomes_chain_error(monkeypatch):
     from harness.devnet import free_port
 
+    monkeypatch.setenv("TESSERA_DEVNET_TRANSPORT", "json")
     sub = make_subtensor(f"devnet+ws://127.0.0.1:{free_port()}")
     sub._client._substrate._rpc.connect_retries = 1
+    with pytest.raises(ChainError):
+        chain_call(lambda: sub.block)
+
+
+def test_unreachable_devnet_substrate_face_becomes_chain_error(monkeypatch):
+    from harness.devnet import free_port_pair
+
+    monkeypatch.delenv("TESSERA_DEVNET_TRANSPORT", raising=False)
+    monkeypatch.delenv("TESSERA_DEVNET_SUBSTRATE_PORT", raising=False)
+    sub = make_subtensor(f"devnet+ws://127.0.0.1:{free_port_pair()}", timeout_s=2)
     with pytest.raises(ChainError):
         chain_call(lambda: sub.block)
 

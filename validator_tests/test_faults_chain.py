@@ -1,7 +1,8 @@
 """Chain endpoint faults: the SDK client talks to a real devnet process through a faulty wire.
 
-harness.faultproxy sits between `make_subtensor("devnet+ws://127.0.0.1:PROXY")`
-and the devnet. ChainView's reads (block number, metagraph) must survive a
+harness.faultproxy sits between the client `make_subtensor` builds and the
+devnet's face it speaks (each test runs on both: the SDK's own RpcSubstrate on
+the Substrate face, and `DevnetSubstrate` on the JSON face). ChainView's reads (block number, metagraph) must survive a
 connection dropped mid-call (retry + reconnect, same answer as without the
 fault) and, when the endpoint is dead, end in subnet.errors.ChainError with
 a message naming the read and a hint, in bounded time, never a hang.
@@ -13,14 +14,17 @@ import threading
 import time
 
 import pytest
+from bittensor._transport import rpc as _sdk_rpc
 from harness.devnet import bootstrap, running_devnet
 from harness.faultproxy import Fault, FaultProxy
 
 from subnet.chain import make_subtensor
+from subnet.devnet.config import SUBSTRATE_PORT_ENV, TRANSPORT_ENV
 from subnet.errors import ChainError
 from subnet.node.chain import ChainView
 from subnet.protocol.windows import WindowParams
 
+_SDK_HANDSHAKE_TIMEOUT_S = _sdk_rpc._HANDSHAKE_TIMEOUT
 pytestmark = pytest.mark.slow  # a devnet process + the SDK client
 
 
@@ -32,11 +36,17 @@ def chain(tmp_path_factory):
         yield handle, result
 
 
-@pytest.fixture
-def proxied(chain):
+@pytest.fixture(params=["substrate", "json"])
+def proxied(chain, request, monkeypatch):
+    """The proxy in front of the face the client speaks: the SDK's RpcSubstrate on the Substrate face, or json."""
     handle, result = chain
-    with FaultProxy("127.0.0.1", handle.port) as proxy:
-        sub = make_subtensor(f"devnet+ws://127.0.0.1:{proxy.port}")
+    substrate = request.param == "substrate"
+    with FaultProxy("127.0.0.1", handle.port + 1 if substrate else handle.port) as proxy:
+        with monkeypatch.context() as env:  # read when the client is built
+            env.setenv(TRANSPORT_ENV, request.param)
+            if substrate:
+                env.setenv(SUBSTRATE_PORT_ENV, str(proxy.port))
+            sub = make_subtensor(f"devnet+ws://127.0.0.1:{handle.port if substrate else proxy.port}")
         view = ChainView(sub, result.netuid, WindowParams(window_blocks=10))
         try:
             yield proxy, view, handle, result
@@ -50,8 +60,11 @@ def _cut_after(proxy: FaultProxy, seconds: float) -> threading.Thread:
     return t
 
 
-def test_block_read_recovers_from_connection_dropped_mid_call(proxied) -> None:
+def test_block_read_recovers_from_connection_dropped_mid_call(proxied, request) -> None:
     proxy, view, handle, _ = proxied
+    # The SDK's own transport waits out its WebSocket handshake timeout (10 s, `_transport.rpc`) on the
+    # connection whose handshake reply was held; the JSON client notices the reset sooner.
+    bound = 10 if request.node.callspec.params["proxied"] == "json" else _SDK_HANDSHAKE_TIMEOUT_S + 5
     before = handle.head()["number"]
     proxy.schedule(Fault(kind="delay", delay_s=1.0))  # replies on the first connection are held...
     cutter = _cut_after(proxy, 0.4)  # ...and the connection is reset while the call waits
@@ -62,7 +75,7 @@ def test_block_read_recovers_from_connection_dropped_mid_call(proxied) -> None:
     assert block >= before
     assert proxy.connections >= 2, "the client must have reconnected"
     assert proxy.faults_applied[0] == "delay"
-    assert elapsed < 10
+    assert elapsed < bound, elapsed
 
 
 def test_metagraph_recovers_from_dropped_request(proxied) -> None:

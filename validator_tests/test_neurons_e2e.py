@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import signal
 
+import bittensor as bt
 import pytest
 import torch
-from harness.devnet import running_devnet
+from harness.devnet import rpc, running_devnet
 from harness.network import read_json, start_network, wait_for_weights_in_effect
 
 from subnet.chain import make_subtensor
@@ -36,6 +37,17 @@ def _heldout_loss(state: dict, pages) -> float:
     model.load_state_dict(state)
     batches = [pages.batch(list(range(i, i + 8)), "heldout") for i in range(0, 64, 8)]
     return mean_loss(model, batches)
+
+
+def _neuron_extrinsics(devnet, hotkeys: set[str]) -> dict[str, bool]:
+    """`module.function` -> whether every such extrinsic the neurons' hotkeys signed came as SCALE."""
+    seen: dict[str, bool] = {}
+    for number in range(1, devnet.head()["number"] + 1):
+        for ext in rpc(devnet.url, "devnet_getBlock", number)["extrinsics"][1:]:  # [0] is the timestamp
+            if ext and ext.get("signer") in hotkeys:
+                name = f"{ext['call']['module']}.{ext['call']['function']}"
+                seen[name] = seen.get(name, True) and "scale" in ext
+    return seen
 
 
 def test_network_trains_and_pays_honest_miners(tmp_path):
@@ -74,8 +86,15 @@ def test_network_trains_and_pays_honest_miners(tmp_path):
             wait_for_weights_in_effect(net, tempo_blocks=20, block_s=0.5)
             sub = make_subtensor(devnet.network)
             mg = sub.subnets.metagraph(net.boot.netuid)
+            neuron_calls = _neuron_extrinsics(devnet, {n.hotkey for n in mg.neurons})
         finally:
             net.procs.stop_all()
+
+    # the neurons wrote over the SDK's own transport (SCALE, signed extrinsics on the Substrate face):
+    # the store commitments and the timelocked weight commits (commit-reveal is on), each revealed
+    assert isinstance(sub._client._substrate, bt.RpcSubstrate)
+    assert {"Commitments.set_commitment", "SubtensorModule.commit_timelocked_mechanism_weights"} <= set(neuron_calls)
+    assert all(neuron_calls.values()), neuron_calls
 
     uids = [m.uid for m in net.boot.miners]
     honest, noise, copier = uids[:2], uids[2], uids[3]

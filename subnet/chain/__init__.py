@@ -2,8 +2,10 @@
 
 `make_subtensor("finney" | "test" | "local" | "ws://...")` is the real
 `bt.Subtensor`; `make_subtensor("devnet")` or `"devnet+ws://127.0.0.1:PORT"`
-is the same SDK client with `DevnetSubstrate` plugged into its `Substrate`
-seam. Neurons use only the returned client, so the same code runs on both.
+is the same plain SDK client on the devnet's Substrate face (PORT + 1), or,
+with TESSERA_DEVNET_TRANSPORT=json, the SDK client with `DevnetSubstrate`
+in its `Substrate` seam. Neurons use only the returned client, so the same
+code runs on every network.
 `chain_call` translates SDK/chain failures into `subnet.errors.ChainError`.
 """
 

@@ -19,10 +19,19 @@ U16_MAX = 65535
 DEFAULT_PORT = 9946
 DEFAULT_BLOCK_MS = 1000
 DEFAULT_DIR = "~/.tessera/devnet"
+# The block time a manual-mode devnet (block_ms 0) reports (`Aura.SlotDuration` on both faces): what the SDK
+# times commit-reveal rounds and waits by; blocks there come when sealed, so a short one keeps tests fast.
+MANUAL_MODE_SLOT_MS = 50
 DEFAULT_FINALITY_LAG = 2  # blocks the finalized head trails the best head (GRANDPA on finney: ~2-3)
 ADMIN_FLAG = "--devnet.allow_admin"
 ADMIN_ENV = "TESSERA_DEVNET_ALLOW_ADMIN"
 SUBSTRATE_PORT_ENV = "TESSERA_DEVNET_SUBSTRATE_PORT"
+# Which face of the devnet `subnet.chain.make_subtensor("devnet...")` talks to: "substrate" = the plain SDK
+# client (`bt.Subtensor` on the Substrate face, the SDK's own RpcSubstrate transport, as on finney); "json" =
+# the SDK client with `DevnetSubstrate` in its Substrate seam (the devnet's own JSON-RPC).
+TRANSPORT_ENV = "TESSERA_DEVNET_TRANSPORT"
+TRANSPORTS = ("substrate", "json")
+DEFAULT_TRANSPORT = "substrate"
 SPEC_VERSION = 425
 PORTED_FROM = "opentensor/subtensor 14bc6f9 (spec 425)"
 

@@ -26,7 +26,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from subnet.devnet.codec import from_wire, to_wire
-from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, SPEC_VERSION, DevnetConfig
+from subnet.devnet.config import ADMIN_ENV, ADMIN_FLAG, MANUAL_MODE_SLOT_MS, SPEC_VERSION, DevnetConfig
 from subnet.devnet.extrinsic import Extrinsic
 from subnet.devnet.node import Node, PoolRejection
 from subnet.devnet.reads import Reader
@@ -129,7 +129,7 @@ class DevnetServer:
             return self._reader(params, 3).runtime_call(api, name, args)
         if method == "devnet_constant":
             if tuple(params[:2]) == ("Aura", "SlotDuration"):
-                return node.cfg.block_ms or 12_000
+                return node.cfg.block_ms or MANUAL_MODE_SLOT_MS
             return CONSTANTS.get(tuple(params[:2]))
         if method == "devnet_accountNextIndex":
             return node.next_index(params[0])
@@ -271,6 +271,7 @@ async def serve_forever(cfg: DevnetConfig, ready: asyncio.Event | None = None) -
     async with serve(server.handle, LOOPBACK, cfg.port, max_size=16 * 2**20,
                      ping_interval=None, compression=None):
         producer = asyncio.create_task(node.run())
+        producer.add_done_callback(lambda task: _producer_ended(task, stop))
         substrate_face = await _start_substrate_face(cfg, node)
         tmp = cfg.pid_path.with_suffix(".tmp")
         tmp.write_text(f"{os.getpid()} {cfg.port}\n")
@@ -294,6 +295,25 @@ async def serve_forever(cfg: DevnetConfig, ready: asyncio.Event | None = None) -
                 pass
             node.close()
             logger.info("devnet stopped at block {}", node.head.number)
+        if producer.done() and not producer.cancelled() and producer.exception() is not None:
+            raise DevnetHalted(f"block production failed at block {node.head.number + 1}") \
+                from producer.exception()
+
+
+class DevnetHalted(RuntimeError):
+    """Block production raised: the devnet exits non-zero rather than serve a chain that no longer moves."""
+
+
+def _producer_ended(task: asyncio.Task, stop: asyncio.Event) -> None:
+    """A block producer that stops on its own is a bug: say so loudly and stop the devnet (no silent stall)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.opt(exception=exc).critical("devnet: block production crashed; stopping the devnet")
+    else:
+        logger.critical("devnet: block production ended unexpectedly; stopping the devnet")
+    stop.set()
 
 
 async def _start_substrate_face(cfg: DevnetConfig, node: Node) -> Any:

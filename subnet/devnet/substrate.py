@@ -11,7 +11,11 @@ Timelocked weight commits work the same way: the devnet cannot decrypt drand
 timelock ciphertext offline, so `install_commit_escrow` has the SDK's
 `get_encrypted_commit_v2` also record the plaintext it encrypts, and `compose`
 attaches it to the commit as `devnet_reveal` for the chain to apply at the
-reveal round (see `subnet.devnet.runtime.commit_reveal`).
+reveal round (see `subnet.devnet.runtime.commit_reveal`); `add_escrow_sink`
+also posts it to a Substrate face, for the plain SDK client there.
+Neurons use the plain SDK client on the Substrate face by default
+(`subnet.chain.make_subtensor`); this client remains for bootstrap's
+MEV-shielded registration and for `TESSERA_DEVNET_TRANSPORT=json`.
 Reads pinned to a block hash are answered from that block's state (the node
 keeps a pruning window of history); `finalized_block_number` and finalized
 head streams trail the best head by the devnet's finality lag, and `submit`
@@ -23,6 +27,7 @@ out-of-process signing) raise a `ChainError` saying so.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from hashlib import blake2b
@@ -30,10 +35,11 @@ from typing import Any
 
 from bittensor.balance import Balance
 from bittensor.result import ChainError, ExtrinsicResult
+from loguru import logger
 
 from subnet.devnet import extrinsic as xt
 from subnet.devnet.codec import canonical, to_wire
-from subnet.devnet.config import SPEC_VERSION
+from subnet.devnet.config import MANUAL_MODE_SLOT_MS, SPEC_VERSION
 from subnet.devnet.reads import mev_dummy_key
 from subnet.devnet.rpc_client import DevnetRpc, DevnetRpcError
 
@@ -76,6 +82,8 @@ _TIMELOCKED_COMMITS = frozenset({
     "commit_timelocked_mechanism_weights", "commit_timelocked_weights", "commit_crv3_mechanism_weights"})
 _ESCROW: OrderedDict[bytes, dict] = OrderedDict()
 _ESCROW_MAX = 256
+_ESCROW_SINKS: dict[str, float] = {}  # Substrate-face URL -> request timeout (s)
+_ESCROW_OPEN_TIMEOUT_S = 5.0
 
 
 class _EscrowingCore:
@@ -92,15 +100,46 @@ class _EscrowingCore:
         if not args:
             import bittensor_core
 
-            _ESCROW[bytes(commit)] = {
+            payload = {
                 "hotkey": bittensor_core.ss58_encode(bytes(kwargs["hotkey"])),
                 "uids": [int(u) for u in kwargs["uids"]],
                 "values": [int(v) for v in kwargs["weights"]],
                 "version_key": int(kwargs["version_key"]),
             }
+            _ESCROW[bytes(commit)] = payload
             while len(_ESCROW) > _ESCROW_MAX:
                 _ESCROW.popitem(last=False)
+            for url, timeout in list(_ESCROW_SINKS.items()):
+                _post_escrow(url, bytes(commit), payload, timeout)
         return commit, reveal_round
+
+
+def add_escrow_sink(url: str, timeout: float) -> None:
+    """Also post each recorded escrow to the Substrate face at `url` (`devnet_commitEscrow`) before the commit.
+
+    For the plain SDK client on a devnet's Substrate face, where a SCALE call has
+    no room for the plaintext (subnet/devnet/substrate_rpc/escrow.py).
+    """
+    _ESCROW_SINKS[url] = float(timeout)
+    install_commit_escrow()
+
+
+def _post_escrow(url: str, commit: bytes, payload: dict, timeout: float) -> None:
+    """One blocking loopback call (before the SDK submits the commit); a failure leaves the commit unrevealable."""
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
+
+    request = {"jsonrpc": "2.0", "id": 1, "method": "devnet_commitEscrow", "params": ["0x" + commit.hex(), payload]}
+    try:
+        # Every sink the process registered gets it (the hook cannot tell which client will submit), so a
+        # stale one must cost little: loopback handshakes are bounded by a few seconds, not the read budget.
+        with connect(url, open_timeout=min(timeout, _ESCROW_OPEN_TIMEOUT_S), close_timeout=1) as ws:
+            ws.send(json.dumps(request))
+            reply = json.loads(ws.recv(timeout=timeout))
+        if "error" in reply:
+            logger.warning("devnet refused the commit escrow at {}: {}", url, reply["error"].get("message"))
+    except (OSError, TimeoutError, ValueError, WebSocketException) as exc:
+        logger.warning("commit escrow not delivered to {} ({}); this commit will not reveal", url, exc)
 
 
 def install_commit_escrow() -> None:
@@ -178,7 +217,7 @@ class DevnetSubstrate:
     async def block_time(self) -> float:
         if self._block_ms is None:
             self._block_ms = int((await self._call("devnet_head"))["block_ms"])
-        return (self._block_ms or 50) / 1000.0
+        return (self._block_ms or MANUAL_MODE_SLOT_MS) / 1000.0
 
     async def spec_version(self) -> int:
         return SPEC_VERSION

@@ -136,7 +136,8 @@ class NodeRuntime:
             raise ConfigError(f"cannot open hotkey {cfg.wallet.hotkey!r} of wallet {cfg.wallet.name!r} under "
                               f"{cfg.wallet.path}: {exc}", remediation="create it with btcli wallet new_hotkey, "
                               "or `tessera devnet bootstrap` on the devnet") from exc
-        sub = make_subtensor(cfg.subtensor.target, timeout_s=cfg.subtensor.devnet_timeout_s)
+        sub = make_subtensor(cfg.subtensor.target, timeout_s=cfg.subtensor.devnet_timeout_s,
+                             transport=cfg.subtensor.devnet_transport)
         wp = WindowParams(window_blocks=cfg.protocol.window_blocks, start_block=cfg.protocol.start_block)
         chain = ChainView(sub, cfg.netuid, wp)
         mg = chain.metagraph()

@@ -43,6 +43,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port whose next port is free too: the devnet's JSON face and its Substrate face (port + 1)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair on 127.0.0.1")
+
+
 def rpc(url: str, method: str, *params: Any, timeout: float = 30.0) -> Any:
     """One blocking JSON-RPC call (a fresh connection; for test control only)."""
     with connect(url, open_timeout=timeout, max_size=64 * 2**20) as ws:
@@ -81,10 +94,18 @@ class DevnetHandle:
                 raise RuntimeError(f"devnet exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
             with contextlib.suppress(OSError, TimeoutError, RuntimeError):
                 rpc(self.url, "devnet_head", timeout=2)
+                rpc(self.substrate_url, "system_health", timeout=2)  # served just after the JSON face
                 return
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"devnet not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    @property
+    def substrate_url(self) -> str:
+        """The Substrate face (what `make_subtensor(self.network)` connects to by default)."""
+        from subnet.chain.factory import devnet_substrate_url
+
+        return devnet_substrate_url(self.url)
 
     def head(self) -> dict:
         return rpc(self.url, "devnet_head")
@@ -121,7 +142,7 @@ def running_devnet(tmp_path: Path, block_ms: int = 50, port: int | None = None,
     `allow_admin` None means: only in manual mode (block_ms 0), which cannot
     reach an epoch otherwise; pass True where a test calls `produce_blocks`.
     """
-    port = port or free_port()
+    port = port or free_port_pair()
     state = Path(tmp_path) / "devnet"
     state.mkdir(parents=True, exist_ok=True)
     admin = block_ms <= 0 if allow_admin is None else allow_admin

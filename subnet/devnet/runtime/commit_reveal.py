@@ -12,7 +12,9 @@ quicknet timelock ciphertext, and opening it needs the round's BLS signature,
 which only the drand network produces. The most faithful local stand-in is
 an escrow: `DevnetSubstrate` records the plaintext the SDK handed to
 `bittensor_core.get_encrypted_commit_v2` (hotkey, uids, u16 values, version
-key) and sends it, signed, beside the ciphertext (`devnet_reveal`). The chain
+key) and sends it, signed, beside the ciphertext (`devnet_reveal`; over the
+Substrate face the hook posts it first and the face attaches it the same way,
+substrate_rpc/escrow.py). The chain
 stores the ciphertext exactly as subtensor does and keeps the escrow aside;
 at the reveal it applies the escrow only when the chain would have decrypted:
 in the commit's reveal epoch, once the drand round exists. Round existence is

@@ -23,9 +23,11 @@ from bittensor._transport.codec import RuntimeCodec
 
 from subnet.devnet.extrinsic import Extrinsic
 from subnet.devnet.state import BlockRecord
-from subnet.devnet.substrate_rpc.metadata import PALLET_INDEX
+from subnet.devnet.substrate_rpc import mev_shield
+from subnet.devnet.substrate_rpc.metadata import PALLET_INDEX, SUBTENSOR_EVENTS
 
 _ERROR_INDEX = {(info.pallet, info.name): error for (_, error), info in ERRORS.items()}
+_SUBTENSOR_EVENT_FIELDS = {name: tuple(attr for attr, _ in fields) for name, _, fields in SUBTENSOR_EVENTS}
 _NO_WEIGHT = {"weight": {"ref_time": 0, "proof_size": 0}, "class": "Normal", "pays_fee": "Yes"}
 
 
@@ -126,6 +128,11 @@ def block_events(record: BlockRecord) -> list[dict]:
     for receipt in record.extrinsics:
         if "scale" not in (receipt.get("extrinsic") or {}):
             continue
+        events.extend({"phase": {"ApplyExtrinsic": index}, "event": ev, "topics": []}
+                      for ev in _pallet_events(receipt.get("events") or []))
+        shielded = mev_shield.submitted_event(receipt)
+        if shielded is not None:
+            events.append({"phase": {"ApplyExtrinsic": index}, "event": shielded, "topics": []})
         if receipt.get("success"):
             event = {"ExtrinsicSuccess": {"dispatch_info": _NO_WEIGHT}}
         else:
@@ -134,6 +141,18 @@ def block_events(record: BlockRecord) -> list[dict]:
         events.append({"phase": {"ApplyExtrinsic": index}, "event": {"System": event}, "topics": []})
         index += 1
     return events
+
+
+def _pallet_events(records: list[dict]) -> list[dict]:
+    """The runtime's events of one extrinsic that this face's metadata declares (`SUBTENSOR_EVENTS`)."""
+    out = []
+    for record in records:
+        ev = record.get("event") or {}
+        fields = _SUBTENSOR_EVENT_FIELDS.get(ev.get("event_id")) if ev.get("module_id") == "SubtensorModule" else None
+        attrs = ev.get("attributes")
+        if fields is not None and isinstance(attrs, dict):
+            out.append({"SubtensorModule": {ev["event_id"]: tuple(attrs.get(name) for name in fields)}})
+    return out
 
 
 def dispatch_error(error: dict) -> Any:

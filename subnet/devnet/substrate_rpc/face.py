@@ -5,7 +5,9 @@ chain_* headers and hashes, state_getRuntimeVersion, the V15 metadata
 (`state_call Metadata_metadata_at_version`, `state_getMetadata`), storage by
 raw key (`state_getStorage[At]`, `state_queryStorageAt`, `state_getKeysPaged`),
 `system_accountNextIndex`, signed extrinsics (`author_submitExtrinsic`,
-`author_submitAndWatchExtrinsic`, see `extrinsics`) and head subscriptions.
+`author_submitAndWatchExtrinsic`, see `extrinsics`) and head subscriptions;
+plus one devnet method, `devnet_commitEscrow` (see `escrow`), so timelocked
+weight commits sent over this face reveal.
 Answers come from the same `Node` (pool, state, rules, blocks) as the JSON
 face. Bound to 127.0.0.1 only.
 """
@@ -22,15 +24,15 @@ from loguru import logger
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from subnet.devnet.config import SPEC_VERSION
+from subnet.devnet.config import MANUAL_MODE_SLOT_MS, SPEC_VERSION
 from subnet.devnet.node import Node, PoolRejection
 from subnet.devnet.reads import Reader
 from subnet.devnet.server import STATE_DISCARDED, UNKNOWN_BLOCK, RpcError
 from subnet.devnet.state import BlockRecord, StateDiscarded
-from subnet.devnet.substrate_rpc import extrinsics, scale
+from subnet.devnet.substrate_rpc import extrinsics, mev_shield, scale
+from subnet.devnet.substrate_rpc.escrow import EscrowBook, EscrowRefused
 from subnet.devnet.substrate_rpc.extrinsics import ScaleExtrinsic
 from subnet.devnet.substrate_rpc.metadata import (
-    DEFAULT_SLOT_MS,
     METAGRAPH_DEFAULTS,
     METAGRAPH_FIELDS,
     METAGRAPH_SOURCES,
@@ -40,6 +42,7 @@ from subnet.devnet.substrate_rpc.storage import StorageKeyError, StorageMap
 
 TRANSACTION_VERSION = 1
 SPEC_NAME = "node-subtensor"
+CACHED_BLOCKS = 64
 MAX_KEYS_PAGE = 1000  # a real node caps state_getKeysPaged at 1000 too
 ZERO_HASH = "0x" + "00" * 32
 SUBSCRIPTIONS = {  # subscribe method -> (notification method, unsubscribe method, finalized?)
@@ -61,6 +64,13 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
+def _remember(cache: dict, key: str, value: Any) -> None:
+    """Insert into a small FIFO cache of per-block values (`CACHED_BLOCKS` entries)."""
+    cache[key] = value
+    if len(cache) > CACHED_BLOCKS:
+        cache.pop(next(iter(cache)))
+
+
 def _unhex(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise RpcError(-32602, f"{what} must be a 0x-hex string")
@@ -77,17 +87,23 @@ class SubstrateFace:
         self.node = node
         self._loaded = False
         self._sub_ids = itertools.count(1)
+        self.escrows = EscrowBook()
+        self.shield = mev_shield.ShieldKeys(node.cfg.dir)  # the author's ML-KEM-768 keys (MevShield)
+        # Committed blocks never change: their records and encoded System.Events are kept by hash, since every
+        # watched submission reads its block's body and events once included (bench/devnet.py).
+        self._records: dict[str, BlockRecord] = {}
+        self._events: dict[str, str] = {}
 
     def _load(self) -> None:
         """Build metadata, codec and key index on first use (~0.7 s), not at every devnet start."""
         if self._loaded:
             return
-        built = build(self.node.cfg.block_ms or DEFAULT_SLOT_MS)  # as the JSON face's Aura.SlotDuration
+        built = build(self.node.cfg.block_ms or MANUAL_MODE_SLOT_MS)  # as the JSON face's Aura.SlotDuration
         self.metadata = built.data
         self._api_inputs = built.api_inputs
         self.codec = RuntimeCodec(self.metadata, spec_version=SPEC_VERSION,
                                   transaction_version=TRANSACTION_VERSION, spec_name=SPEC_NAME)
-        self.storage = StorageMap(self.codec)
+        self.storage = StorageMap(self.codec, self.shield)
         events = self.codec.storage_entry("System", "Events")
         self._events_key, self._events_type = self.codec.storage_key(events, []), events.value_type
         self._loaded = True
@@ -106,8 +122,13 @@ class SubstrateFace:
         node = self.node
         if block_hash is None or block_hash == node.head.hash:
             return node.head
-        number = node.store.block_number(block_hash)
-        return node.store.block(number) if number is not None else None
+        record = self._records.get(block_hash)
+        if record is None:
+            number = node.store.block_number(block_hash)
+            record = node.store.block(number) if number is not None else None
+            if record is not None:
+                _remember(self._records, block_hash, record)
+        return record
 
     def _header(self, record: BlockRecord) -> dict:
         parent = record.parent if record.number > 0 else ZERO_HASH
@@ -161,12 +182,34 @@ class SubstrateFace:
                                     genesis_hash=node.genesis_hash, block_hash_at=node.store.block_hash)
         except extrinsics.BadExtrinsic as exc:
             raise RpcError(1010, f"Invalid Transaction: {exc}", "Transaction has a bad signature") from None
+        ext = self.escrows.attach(ext)
+        try:
+            shielded = mev_shield.carrier(ext)
+        except mev_shield.MalformedCiphertext as exc:  # CheckShieldedTxValidity: InvalidTransaction::Custom(23)
+            code = mev_shield.FAILED_SHIELDED_TX_PARSING
+            raise RpcError(1010, f"Invalid Transaction: Custom error: {code} ({exc})",
+                           f"Custom error: {code}") from None
+        if shielded is not None:
+            ext = shielded[0]
         try:
             fut = node.submit(ext)
         except PoolRejection as rej:
             raise RpcError(1010, rej.message, rej.message) from None
+        self.escrows.consume(ext)
+        if shielded is not None:  # as the next block's author: decrypt and pool the inner extrinsic after it
+            mev_shield.admit_inner(self.shield, node, shielded[1], lambda raw: extrinsics.decode(
+                self.codec, raw, head=node.head.number, genesis_hash=node.genesis_hash,
+                block_hash_at=node.store.block_hash))
         fut.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         return ext, fut
+
+    def rpc_devnet_commitEscrow(self, commit: Any, escrow: Any) -> bool:
+        """Hold a timelocked commit's plaintext until its extrinsic arrives (substrate_rpc/escrow.py)."""
+        try:
+            self.escrows.offer(commit, escrow)
+        except EscrowRefused as exc:
+            raise RpcError(-32602, f"escrow refused: {exc}") from None
+        return True
 
     def rpc_author_submitExtrinsic(self, data: Any) -> str:
         ext, _ = self._admit(data)
@@ -241,7 +284,10 @@ class SubstrateFace:
         return self.codec.encode(definition["output"], value)
 
     def rpc_state_getStorage(self, key: str, at: Any = None) -> str | None:
-        return self._value(self._reader(at), _unhex(key, "storage key"), at)
+        raw = _unhex(key, "storage key")
+        if raw == self._events_key and self._record(at) is not None:  # no state view needed
+            return self._value(self.node.reader, raw, at)
+        return self._value(self._reader(at), raw, at)
 
     rpc_state_getStorageAt = rpc_state_getStorage
 
@@ -250,7 +296,11 @@ class SubstrateFace:
             record = self._record(at)
             if record is None:
                 return None
-            return _hex(self.codec.encode(self._events_type, extrinsics.block_events(record)))
+            encoded = self._events.get(record.hash)
+            if encoded is None:
+                encoded = _hex(self.codec.encode(self._events_type, extrinsics.block_events(record)))
+                _remember(self._events, record.hash, encoded)
+            return encoded
         try:
             value = self.storage.value(reader, key)
         except StorageKeyError:

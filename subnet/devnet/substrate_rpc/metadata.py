@@ -21,7 +21,7 @@ from subnet.devnet.substrate_rpc import scale
 from subnet.devnet.substrate_rpc.types import TypeRegistry
 
 METADATA_VERSION = 15
-DEFAULT_SLOT_MS = 12_000  # finney's block time; the devnet passes its own (manual mode keeps this)
+DEFAULT_SLOT_MS = 12_000  # finney's block time; the devnet passes its own (manual mode: config.MANUAL_MODE_SLOT_MS)
 HASHERS = {"Blake2_128": 0, "Blake2_256": 1, "Blake2_128Concat": 2, "Twox128": 3,
            "Twox256": 4, "Twox64Concat": 5, "Identity": 6}
 NETUID = ("Identity", "NetUid")
@@ -99,6 +99,14 @@ def _declare_types(reg: TypeRegistry) -> None:
         ("last_epoch", "u64"), ("used_space", "u64")])
 
 
+# SubtensorModule events served in System.Events (pallets/subtensor/src/macros/events.rs: name, variant index,
+# unnamed fields as (the runtime's attribute name, type)): those an SDK intent reads its outcome from
+# (`RegisterSubnet` takes its netuid from NetworkAdded). Other runtime events are not served on this face.
+SUBTENSOR_EVENTS: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...] = (
+    ("NetworkAdded", 0, (("netuid", "NetUid"), ("mechanism", "u16"))),
+)
+
+
 def _declare_dispatch_types(reg: TypeRegistry) -> None:
     """Calls, System events and module errors: what the SDK composes and reads outcomes from."""
     reg.struct("Weight", "sp_weights::weight_v2::Weight",
@@ -115,6 +123,17 @@ def _declare_dispatch_types(reg: TypeRegistry) -> None:
     reg.enum("SystemEvent", "frame_system::pallet::Event", [
         ("ExtrinsicSuccess", 0, [("dispatch_info", "DispatchEventInfo")]),
         ("ExtrinsicFailed", 1, [("dispatch_error", "DispatchError"), ("dispatch_info", "DispatchEventInfo")])])
+    at = ("index", "u32")
+    reg.enum("MevShieldEvent", "pallet_shield::pallet::Event", [  # pallets/shield/src/lib.rs, in its order
+        ("EncryptedSubmitted", 0, [("id", "H256"), ("who", "AccountId32")]),
+        ("ExtrinsicStored", 1, [at, ("who", "AccountId32")]), ("ExtrinsicDecodeFailed", 2, [at]),
+        ("ExtrinsicDispatchFailed", 3, [at, ("error", "DispatchError")]), ("ExtrinsicDispatched", 4, [at]),
+        ("ExtrinsicExpired", 5, [at]), ("ExtrinsicPostponed", 6, [at]),
+        ("MaxPendingExtrinsicsNumberSet", 7, [("value", "u32")]), ("OnInitializeWeightSet", 8, [("value", "u64")]),
+        ("ExtrinsicLifetimeSet", 9, [("value", "u32")]), ("MaxExtrinsicWeightSet", 10, [("value", "u64")]),
+        ("ExtrinsicWeightExceeded", 11, [at])])
+    reg.enum("SubtensorModuleEvent", "pallet_subtensor::pallet::Event", [
+        (name, index, [(None, type_) for _, type_ in fields]) for name, index, fields in SUBTENSOR_EVENTS])
     reg.enum("Phase", "frame_system::Phase",
              [("ApplyExtrinsic", 0, [(None, "u32")]), ("Finalization", 1, []), ("Initialization", 2, [])])
     reg.struct("EventRecord", "frame_system::EventRecord", [
@@ -261,7 +280,8 @@ def runtime_apis() -> tuple[ApiDef, ...]:
 # Pallet indices as the SDK's generated error table has them (subtensor's construct_runtime order).
 PALLET_INDEX = {info.pallet: pallet for (pallet, _), info in sorted(ERRORS.items(), reverse=True)}
 _PALLET_PATHS = {"System": "frame_system", "Balances": "pallet_balances", "SubtensorModule": "pallet_subtensor",
-                 "Sudo": "pallet_sudo", "Commitments": "pallet_commitments", "AdminUtils": "pallet_admin_utils"}
+                 "Sudo": "pallet_sudo", "Commitments": "pallet_commitments", "AdminUtils": "pallet_admin_utils",
+                 "MevShield": "pallet_shield"}
 
 
 def _admin_calls() -> list[tuple[str, int, tuple[tuple[str, str], ...]]]:
@@ -306,6 +326,8 @@ CALLS: dict[str, list[tuple[str, int, tuple[tuple[str, str], ...]]]] = {
     ],
     "Commitments": [("set_commitment", 0, (("netuid", "NetUid"), ("info", "CommitmentInfo")))],
     "Sudo": [("sudo", 0, (("call", "RuntimeCall"),))],
+    # pallet_shield's user call, at its index; the author decrypts it (substrate_rpc/mev_shield.py).
+    "MevShield": [("submit_encrypted", 1, (("ciphertext", "Vec<u8>"),))],
 }
 
 
@@ -405,7 +427,7 @@ def runtime_definition(slot_ms: int = DEFAULT_SLOT_MS) -> tuple[tuple[PalletDef,
                   constants=(("ExistentialDeposit", "TaoBalance", (500).to_bytes(8, "little")),),
                   calls="BalancesCall", error="BalancesError"),
         PalletDef("SubtensorModule", 7, storage=subtensor_storage(), calls="SubtensorModuleCall",
-                  error="SubtensorModuleError"),
+                  event="SubtensorModuleEvent", error="SubtensorModuleError"),
         PalletDef("Sudo", 12, calls="SudoCall", error="SudoError"),
         PalletDef("AdminUtils", 19, calls="AdminUtilsCall", error="AdminUtilsError"),
         PalletDef("Commitments", 18, calls="CommitmentsCall", error="CommitmentsError", storage=(
@@ -414,6 +436,15 @@ def runtime_definition(slot_ms: int = DEFAULT_SLOT_MS) -> tuple[tuple[PalletDef,
             StorageDef("UsedSpaceOf", "UsageTracker", (NETUID, ("Twox64Concat", "AccountId32")), "Optional"),
             StorageDef("RevealedCommitments", "Vec<(Vec<u8>, u64)>",
                        (NETUID, ("Twox64Concat", "AccountId32")), "Optional"),
+        )),
+        # The author's rotating ML-KEM-768 keys (answered by substrate_rpc/mev_shield.py); AuthorKeys and the
+        # store_encrypted queue are not served.
+        PalletDef("MevShield", 30, calls="MevShieldCall", event="MevShieldEvent", error="MevShieldError", storage=(
+            StorageDef("CurrentKey", "Vec<u8>", modifier="Optional"),
+            StorageDef("PendingKey", "Vec<u8>", modifier="Optional"),
+            StorageDef("NextKey", "Vec<u8>", modifier="Optional"),
+            StorageDef("PendingKeyExpiresAt", "u32", modifier="Optional"),
+            StorageDef("NextKeyExpiresAt", "u32", modifier="Optional"),
         )),
     )
     return pallets, runtime_apis()

@@ -16,6 +16,7 @@ from bittensor._transport.codec import RuntimeCodec, StorageEntry
 
 from subnet.devnet.reads import Reader
 from subnet.devnet.substrate_rpc.metadata import StorageDef, runtime_definition
+from subnet.devnet.substrate_rpc.mev_shield import ShieldKeys
 
 _HASH_BYTES = {"Identity": 0, "Blake2_128Concat": 16, "Twox64Concat": 8}
 _KEY_BYTES = {"NetUid": 2, "NetUidStorageIndex": 2, "u16": 2, "u32": 4, "u64": 8, "AccountId32": 32}
@@ -40,8 +41,9 @@ class Item:
 class StorageMap:
     """Every served storage item, indexed by its 32-byte key prefix."""
 
-    def __init__(self, codec: RuntimeCodec) -> None:
+    def __init__(self, codec: RuntimeCodec, shield: ShieldKeys | None = None) -> None:
         self.codec = codec
+        self.shield = shield  # answers MevShield's key items (the author's keys, not runtime state)
         self.items: dict[bytes, Item] = {}
         pallets, _ = runtime_definition()
         for pallet in pallets:
@@ -78,10 +80,15 @@ class StorageMap:
         params = self.split(item, key)
         if len(params) != len(item.definition.keys):
             return None  # a prefix, not an entry
-        value = reader.query(item.pallet, item.name, params)
+        value = self._query(reader, item, params)
         if value is None:
             return None
         return self.codec.encode(item.entry.value_type, value)
+
+    def _query(self, reader: Reader, item: Item, params: list[Any]) -> Any:
+        if item.pallet == "MevShield" and self.shield is not None:
+            return self.shield.storage(item.name, reader.rt.block)
+        return reader.query(item.pallet, item.name, params)
 
     def keys(self, reader: Reader, prefix: bytes) -> list[bytes]:
         """Every key under `prefix` the state holds, sorted as a trie lists them."""
@@ -97,7 +104,7 @@ class StorageMap:
     def _item_keys(self, reader: Reader, item: Item, fixed: list[Any]) -> list[bytes]:
         arity = len(item.definition.keys)
         if arity == 0:
-            return [item.prefix] if reader.query(item.pallet, item.name, []) is not None else []
+            return [item.prefix] if self._query(reader, item, []) is not None else []
         if len(fixed) == arity:
             return [self.codec.storage_key(item.entry, fixed)]
         rows = reader.query_map(item.pallet, item.name, fixed)
