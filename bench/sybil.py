@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = Sim("tiny", 2, 40, args.seed)
     n_frag = len(sim.fragments)
     opts = ValidatorOptions()
-    curves = {"geometric 0.5 (default)": CompetitionConfig(),
+    default = CompetitionConfig()
+    curves = {f"{default.curve} p={default.power:g} (default)": default,  # what the neurons run
               "power p=2": CompetitionConfig(curve="power", power=2.0),
-              "power p=3": CompetitionConfig(curve="power", power=3.0)}
+              "geometric 0.5": CompetitionConfig(curve="geometric", decay=0.5)}
     cfg = NETWORK_SCORE
     H, lr = sim.tc.inner_steps, sim.tc.lr
     honest_uids = list(range(args.honest))

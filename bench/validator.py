@@ -22,7 +22,19 @@ Prints:
   4. proof of work over ``--windows`` consecutive windows of a small
      simulated run (the base model advances each window by the honest
      miners' mean update): per behaviour, how often the proof-of-work check
-     passes (false passes for free-riders, false fails for honest miners).
+     passes (false passes for free-riders, false fails for honest miners),
+     per window (ratio test, t-test) and under the sequential rule
+     (subnet/validator/powevidence.py, one account per miner across the
+     windows); ``--pow-out`` records every try with its per-page
+     improvements for bench/validator_pow_replay.py;
+  5. (``--sections costsweep``) score / train step for the COST_SWEEP batch
+     shapes, interleaved; ``--shape`` scores the other sections with one.
+
+Fidelity is reported ungated, honest-only, and gated the fair way: the
+contributions the gate passes plus those it rejects whose large-set
+improvement is <= 0 (a rejected update that does improve the large set, e.g.
+real training on the wrong pages, is a proof-of-work decision, counted
+separately, not a rank error).
 
 Run: .venv/bin/python bench/validator.py [--windows 50] [--big-batches 64] [--scaling]
 """
@@ -42,19 +54,21 @@ import torch
 import torch.nn.functional as F
 
 from subnet.codec.sparseloco import CodecConfig, EncodedUpdate, Encoder, decode, decode_sparse
-from subnet.config import TrainConfig
 from subnet.data.config import DataConfig
 from subnet.data.pages import load_pages
+from subnet.miner.config import TrainConfig
 from subnet.model.fragments import fragment_shapes, fragment_state, partition, trainable_parameters
 from subnet.model.presets import build_model, get_preset
 from subnet.node.config import NETWORK_SCORE
 from subnet.validator.copydetect import Submission, find_copies
+from subnet.validator.powevidence import pays, update_evidence
 from subnet.validator.scoring import (
     ScoreConfig,
     applied,
     compute_baseline,
     mean_loss,
     page_batches,
+    page_losses,
     score_contribution,
 )
 
@@ -217,6 +231,55 @@ def _cost(sim: Sim, cfgs: dict[str, ScoreConfig], repeats: int, rng: random.Rand
     print()
 
 
+COST_SWEEP = {  # (assigned pages, held-out pages, control pages): 2 x assigned + held-out + control forwards
+    "A8 H16 R8": dict(n_assigned_batches=2, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=2),
+    "A8 H16 R0": dict(n_assigned_batches=2, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=0),
+    "A4 H16 R0": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=0),
+    "A4 H12 R0": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=2, batch_size=6, n_random_batches=0),
+    "A4 H8 R0": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=1, batch_size=8, n_random_batches=0),
+    "A4 H8 R4": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=1, batch_size=8, n_random_batches=1),
+}
+
+
+def _cost_sweep(sim: Sim, repeats: int, rng: random.Random) -> None:
+    """Score / train-step for each COST_SWEEP shape and NETWORK_SCORE, timed interleaved on one encoded update."""
+    pages = list(range(1000, 1000 + PAGES_PER_MINER))
+    enc = Encoder(sim.shapes[0], sim.codec).encode(sim.train(0, pages, sim.tc.inner_steps, sim.tc.lr))
+    shapes = {"NETWORK_SCORE": NETWORK_SCORE,
+              **{k: dataclasses.replace(NETWORK_SCORE, **v) for k, v in COST_SWEEP.items()}}
+    held_pages = rng.sample(range(VALIDATOR_HELDOUT), 16)
+    ctrl = [p for p in rng.sample(range(sim.pages.n_train), 64) if p not in set(pages)]
+    setup = {}
+    for name, c in shapes.items():
+        held = page_batches(sim.pages, held_pages, "heldout", c.batch_size, c.n_heldout_batches)
+        rand = (page_batches(sim.pages, ctrl, "train", c.pow_batch_size, c.n_random_batches)
+                if c.n_random_batches else [])
+        own = page_batches(sim.pages, pages, "train", c.pow_batch_size, c.n_assigned_batches)
+        setup[name] = (c, own, held, rand, compute_baseline(sim.model, held, rand))
+    train_model = build_model(sim.preset, seed=sim.seed)
+    train_model.load_state_dict(sim.base)
+    train_opt = torch.optim.AdamW(train_model.parameters(), lr=1e-4)
+    batch = sim.pages.batch(range(8))
+    t: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _step(train_model, train_opt, batch)
+        t["train"].append(time.perf_counter() - t0)
+        for name, (c, own, held, rand, base) in setup.items():
+            t0 = time.perf_counter()
+            score_contribution(sim.model, sim.params(0), enc, c, own, held, rand, base)
+            t[name].append(time.perf_counter() - t0)
+    train = statistics.median(t["train"])
+    print(f"| cost sweep ({repeats} interleaved repeats; training step {train * 1e3:.0f} ms) | pages forwarded | "
+          f"score / train step |")
+    print("|---|---|---|")
+    for name, (c, *_rest) in setup.items():
+        n = 2 * c.n_assigned_batches * c.pow_batch_size + c.n_heldout_batches * c.batch_size \
+            + c.n_random_batches * c.pow_batch_size
+        print(f"| {name} | {n} | {statistics.median(t[name]) / train:.2f} |")
+    print()
+
+
 def _scaling(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random) -> None:
     cfg = cfgs["reference"]
     pool = [Encoder(sim.shapes[0], sim.codec).encode(sim.train(0, list(range(2000 + 16 * m, 2016 + 16 * m)), 2, 1e-3))
@@ -279,34 +342,77 @@ def _fidelity(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, args: 
         with applied(sim.params(frag), upd if not isinstance(upd, EncodedUpdate) else decode_sparse(upd), 1.0):
             truth.append((big_before - mean_loss(sim.model, big)) / big_before)
     exclude = {p for *_, pg in members for p in pg}
+    cfg = cfgs["plain"]
+    pool_n = max(args.pool, cfg.batch_size * cfg.n_heldout_batches)
+    sizes = sorted({n for n in (8, 12, 16, 24, 32, pool_n) if n <= pool_n})
+    kinds_of = [m[0].split(" ")[0] for m in members]
     rows: dict[str, list[float]] = defaultdict(list)
-    honest = [i for i, m in enumerate(members) if m[0].startswith("honest")]
+    rejected: dict[str, list[str]] = defaultdict(list)
+    accounts = [0.0] * len(members)  # sequential proof of work: each draw is one window of the same members
+    seq = dataclasses.replace(cfg, pow_sequential=True)
     for d in range(args.draws):
         win = Window(sim, rng, cfgs, exclude)
-        for name in cfgs:
-            res = [win.score(name, frag, upd, pg) for _, frag, upd, pg in members]
-            scores = [r.score for r in res]
-            est = [r.estimated_improvement if r.reason != "empty update" else 0.0 for r in res]
-            rows[f"{name} score"].append(spearman(scores, truth))
-            rows[f"{name} estimate"].append(spearman(est, truth))
-            rows[f"{name} honest"].append(spearman([est[i] for i in honest], [truth[i] for i in honest]))
-            if args.verbose and d == 0:
-                for (kind, *_), r, tr in zip(members, res, truth):
-                    print(f"  {name:9s} {kind:24s} score={r.score:+.5f} est={r.estimated_improvement:+.5f} "
-                          f"meas={r.heldout_improvement:+.5f} ref={tr:+.5f} own={r.assigned_improvement:+.5f} "
-                          f"ctrl={r.control_improvement:+.5f} {r.reason}")
+        # the pooled held-out sweep: per-page losses on one draw of pool_n pages, prefixes of it are the sizes
+        pool = page_batches(sim.pages, rng.sample(range(VALIDATOR_HELDOUT), pool_n), "heldout", 8, pool_n // 8 + 1)
+        pool_before = page_losses(sim.model, pool)
+        res = [win.score("plain", frag, upd, pg) for _, frag, upd, pg in members]
+        pool_after = []
+        for _, frag, upd, _ in members:
+            with applied(sim.params(frag), upd if not isinstance(upd, EncodedUpdate) else decode_sparse(upd), 1.0):
+                pool_after.append(page_losses(sim.model, pool))
+        est = [r.estimated_improvement if r.reason != "empty update" else 0.0 for r in res]
+        honest = [i for i, k in enumerate(kinds_of) if k == "honest"]
+        rows["ungated"].append(spearman(est, truth))
+        rows["honest"].append(spearman([est[i] for i in honest], [truth[i] for i in honest]))
+        rows["gated, as the bench counted it"].append(spearman([r.score for r in res], truth))
+        for n in sizes:
+            b = statistics.fmean(pool_before[:n])
+            pooled = [(b - statistics.fmean(a[:n])) / b for a in pool_after]
+            rows[f"pool {n}"].append(spearman(pooled, truth))
+            rows[f"pool {n} honest"].append(spearman([pooled[i] for i in honest], [truth[i] for i in honest]))
+        for rule in ("window", "sequential"):
+            if rule == "window":
+                passed = [r.proof_of_work for r in res]
+            else:
+                accounts = [update_evidence(a, r.pow_t, seq) for a, r in zip(accounts, res)]
+                passed = [pays(a, seq) for a in accounts]
+            scores = [e if ok else min(0.0, e) for e, ok in zip(est, passed)]
+            keep = [i for i, ok in enumerate(passed) if ok or truth[i] <= 0]
+            rows[f"fair {rule}"].append(spearman([scores[i] for i in keep], [truth[i] for i in keep]))
+            rows[f"gated all {rule}"].append(spearman(scores, truth))
+            rejected[rule] += [kinds_of[i] for i, ok in enumerate(passed) if not ok and truth[i] > 0]
+        if args.verbose and d == 0:
+            for (kind, *_), r, tr in zip(members, res, truth):
+                print(f"  {kind:24s} score={r.score:+.5f} est={r.estimated_improvement:+.5f} ref={tr:+.5f} "
+                      f"own={r.assigned_improvement:+.5f} ctrl={r.control_improvement:+.5f} t={r.pow_t:+.1f} "
+                      f"{r.reason}")
     kinds = defaultdict(int)
-    for m in members:
-        kinds[m[0].split(" ")[0]] += 1
-    print(f"| fidelity: Spearman vs the improvement on {args.big_batches}x8 held-out pages disjoint from the "
-          f"validator's (n={len(members)}: {', '.join(f'{v} {k}' for k, v in kinds.items())}; "
-          f"{args.draws} held-out draws) | plain mean (worst) | reference mean (worst) |")
-    print("|---|---|---|")
-    labels = {"score": "score (what enters the competition; proof-of-work gated)",
-              "estimate": "measured improvement, ungated, all members", "honest": "honest members only"}
+    for k in kinds_of:
+        kinds[k] += 1
+    c = cfg
+    print(f"| fidelity: Spearman vs the relative improvement on {args.big_batches}x8 held-out pages disjoint from "
+          f"the validator's (n={len(members)}: {', '.join(f'{v} {k}' for k, v in kinds.items())}; {args.draws} "
+          f"held-out draws = windows; NETWORK_SCORE {c.n_heldout_batches}x{c.batch_size} held-out pages) "
+          f"| mean (worst) |")
+    print("|---|---|")
+    labels = {"ungated": "measured improvement, ungated, all members",
+              "honest": "measured improvement, honest members only",
+              "gated, as the bench counted it": "score, per-window gate, all members (the old 'gated' figure)",
+              "gated all window": "(same, recomputed: gated score vs truth, all members)",
+              "fair window": "score, per-window gate: passed + rejected-and-truth<=0",
+              "gated all sequential": "score, sequential gate (accounts over the draws), all members",
+              "fair sequential": "score, sequential gate: passed + rejected-and-truth<=0"}
     for key, label in labels.items():
-        p, r = rows[f"plain {key}"], rows[f"reference {key}"]
-        print(f"| {label} | {statistics.fmean(p):.3f} ({min(p):.3f}) | {statistics.fmean(r):.3f} ({min(r):.3f}) |")
+        v = rows[key]
+        print(f"| {label} | {statistics.fmean(v):.3f} ({min(v):.3f}) |")
+    for n in sizes:
+        v, h = rows[f"pool {n}"], rows[f"pool {n} honest"]
+        print(f"| sweep: measured improvement on {n} pooled held-out pages, all (honest only) | "
+              f"{statistics.fmean(v):.3f} ({min(v):.3f}) ({statistics.fmean(h):.3f}) |")
+    for rule, ks in rejected.items():
+        counts = {k: ks.count(k) for k in dict.fromkeys(ks)}
+        print(f"| rejected by the {rule} gate although the truth improved (left out of 'fair'), over all draws | "
+              f"{', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'} |")
     print()
 
 
@@ -358,27 +464,36 @@ def _proof_of_work(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, w
         # last window's honest updates, scored one version late on their own pages
         entries += [("honest, 1 version stale", f, upd, pages) for f, upd, pages in stale]
         win = Window(sim, rng, {**cfgs, **sweeps}, set(used))
+        seen: dict[str, int] = defaultdict(int)
         for kind, f, upd, pages in entries:
-            rec: dict = {"window": w, "kind": kind}
+            rec: dict = {"window": w, "kind": kind, "miner": seen[kind]}  # (kind, miner): one identity across windows
+            seen[kind] += 1
             for sname in sweeps:
                 r = win.score(sname, f, upd, pages)
                 plain_ok, plain_score = _plain_pow(r, sweeps[sname])
                 rec[sname] = {"pow": r.proof_of_work, "score": r.score, "t": r.pow_t, "own": r.assigned_improvement,
-                              "control": r.control_improvement, "plain_pow": plain_ok, "plain_score": plain_score}
+                              "control": r.control_improvement, "plain_pow": plain_ok, "plain_score": plain_score,
+                              "held": r.heldout_improvement, "rand": r.random_improvement,
+                              "own_pages": r.assigned_pages, "held_pages": r.heldout_pages,
+                              "rand_pages": r.random_pages}
             records.append(rec)
         stale = [(f, upd, pages) for kind, f, upd, pages in entries if kind == "honest"]
         sim.advance(dense_honest)
-    if out:
-        import json
-        with open(out, "w") as fh:
-            json.dump({"windows": windows, "n_fragments": n_frag, "records": records}, fh, indent=0, default=float)
+        print(f"  pow window {w + 1}/{windows} done", file=sys.stderr, flush=True)
     kinds = list(dict.fromkeys(r["kind"] for r in records))
     z = cfgs["reference"].pow_z
     for sname in sweeps:
+        seq = dataclasses.replace(sweeps[sname], pow_sequential=True)
+        accounts: dict[tuple[str, int], float] = {}
+        for r in records:  # in window order: each (kind, miner) keeps one account, as ValidatorState does
+            key = (r["kind"], r["miner"])
+            accounts[key] = update_evidence(accounts.get(key, 0.0), r[sname]["t"], seq)
+            r[sname]["seq_pow"] = pays(accounts[key], seq)
         print(f"| proof of work, {sname} ({windows} windows, F={n_frag}; {n_honest} honest miner(s) per fragment "
-              f"advance the model) | tries | plain: passes / earns | reference (pow_z={z:g}): passes / earns | "
-              f"target | t min / median / max | own/control median |")
-        print("|---|---|---|---|---|---|---|")
+              f"advance the model) | tries | per-window ratio test: passes / earns | t-test (pow_z={z:g}): passes "
+              f"/ earns | sequential (powevidence, drift={seq.pow_drift:g} bar={seq.pow_bar:g} "
+              f"cap={seq.pow_cap:g}): paid | target | t min / median / max | own/control median |")
+        print("|---|---|---|---|---|---|---|---|")
         for kind in kinds:
             rs = [r[sname] for r in records if r["kind"] == kind]
             n = len(rs)
@@ -390,10 +505,14 @@ def _proof_of_work(sim: Sim, cfgs: dict[str, ScoreConfig], rng: random.Random, w
                     else (lambda x: f"{x}/{n}"))  # noqa: B023
             ts = sorted(r["t"] for r in rs if r["t"] == r["t"])
             ratios = [r["own"] / r["control"] for r in rs if r["control"]]
-            print(f"| {kind} | {n} | {cell(pp)} / {pe} | {cell(rp)} / {re_} | "
+            print(f"| {kind} | {n} | {cell(pp)} / {pe} | {cell(rp)} / {re_} | {cell(sum(r['seq_pow'] for r in rs))} | "
                   f"{'false fails <= 1%' if honest else 'passes 0'} | "
                   f"{ts[0]:.1f} / {statistics.median(ts):.1f} / {ts[-1]:.1f} | {statistics.median(ratios):.2f} |")
         print()
+    if out:
+        import json
+        with open(out, "w") as fh:
+            json.dump({"windows": windows, "n_fragments": n_frag, "records": records}, fh, indent=0, default=float)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain", type=int, default=40, help="base-model AdamW steps before the first window")
     ap.add_argument("--big-batches", type=int, default=64, help="batches of 8 pages in the large held-out reference")
     ap.add_argument("--members", type=int, default=16, help="honest miners in the fidelity population")
+    ap.add_argument("--pool", type=int, default=32, help="held-out pages per draw of the pooled fidelity sweep")
     ap.add_argument("--draws", type=int, default=3, help="held-out draws (windows) the fidelity is measured over")
     ap.add_argument("--windows", type=int, default=25,
                     help="windows of the proof-of-work run (each free-rider kind is tried twice a window)")
@@ -413,22 +533,25 @@ def main(argv: list[str] | None = None) -> int:
                     help="sweep: the reference scoring's pow_z (default: NETWORK_SCORE's)")
     ap.add_argument("--pow-out", default=None, help="write every proof-of-work try (JSON) here")
     ap.add_argument("--honest", type=int, default=1, help="honest miners per fragment in the proof-of-work run")
+    ap.add_argument("--shape", default=None, choices=sorted(COST_SWEEP),
+                    help="sweep: score with this COST_SWEEP batch shape instead of NETWORK_SCORE's")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sections", default="cost,fidelity,pow", help="comma-separated: cost,fidelity,pow")
+    ap.add_argument("--sections", default="cost,fidelity,pow", help="comma-separated: cost,costsweep,fidelity,pow")
     ap.add_argument("--scaling", action="store_true", help="also print the 4..64 miner table")
     ap.add_argument("--verbose", action="store_true", help="print every fidelity population member")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rng = random.Random(args.seed)
     t_start = time.perf_counter()
-    cfgs = {"plain": dataclasses.replace(NETWORK_SCORE, n_reference_batches=0, pow_z=0.0),
-            "reference": dataclasses.replace(NETWORK_SCORE, n_reference_batches=args.reference_batches,
+    network = dataclasses.replace(NETWORK_SCORE, **COST_SWEEP[args.shape]) if args.shape else NETWORK_SCORE
+    cfgs = {"plain": dataclasses.replace(network, n_reference_batches=0, pow_z=0.0),
+            "reference": dataclasses.replace(network, n_reference_batches=args.reference_batches,
                                              pow_z=NETWORK_SCORE.pow_z if args.pow_z is None else args.pow_z)}
     sim = Sim(args.preset, args.fragments, args.pretrain, args.seed)
     n_params = sum(p.numel() for p in sim.model.parameters())
-    c = NETWORK_SCORE
+    c = network
     print(f"# validator bench: preset={args.preset} ({n_params / 1e6:.2f}M params, F={args.fragments}), "
-          f"NETWORK_SCORE: assigned/heldout/random = {c.n_assigned_batches}x{c.pow_batch_size}/"
+          f"{args.shape or 'NETWORK_SCORE'}: assigned/heldout/random = {c.n_assigned_batches}x{c.pow_batch_size}/"
           f"{c.n_heldout_batches}x{c.batch_size}/{c.n_random_batches}x{c.pow_batch_size} pages, "
           f"reference {c.n_reference_batches}x{c.batch_size} pages, pow_ratio={c.pow_ratio}; miners: "
           f"TrainConfig H={sim.tc.inner_steps} lr={sim.tc.lr:g} batch={sim.tc.batch_size}, "
@@ -437,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = set(args.sections.split(","))
     if "cost" in sections:
         _cost(sim, cfgs, args.repeats, rng)
+    if "costsweep" in sections:
+        _cost_sweep(sim, args.repeats, rng)
     if args.scaling:
         _scaling(sim, cfgs, rng)
     if "fidelity" in sections:

@@ -1,7 +1,7 @@
 """Red-team findings against the validator's pipeline, each an attack a hostile miner can mount today.
 
-Every test states what the validator *should* do and is marked
-`xfail(strict=True)` until the weakness is fixed (then the marker must go).
+Every test states what the validator *should* do; a finding not yet fixed is
+marked `xfail(strict=True)` (then the marker must go). All three are fixed.
 They run on the in-process world of harness/pipeline_world.py: the real tiny
 model, the miner's real inner loop, the real codec and real sr25519
 signatures; the attacker's updates are built only from what a miner can know
@@ -102,16 +102,16 @@ def test_proof_of_work_cannot_be_passed_by_ascending_on_the_known_control_pages(
     assert s.outcome is not Outcome.SCORED and v.standing.weights.get(LAZY, 0.0) == 0.0, (s.outcome, s.reason)
 
 
-@pytest.mark.xfail(strict=True, reason="red team: half a peer's update mixed into one's own work stays under the "
-                                       "copy threshold and is credited")
 def test_a_partial_copy_mixed_into_own_work_is_caught() -> None:
     """Own honest work plus half of an earlier peer's published update (seen strictly later: no tie).
 
     Similarity is index overlap x value cosine; the mixture's is ~0.45
-    against the 0.5 threshold (two honest miners: ~0.08), so it passes as
-    original work. Measured today: the thief's score rises from 3.6e-3 (its
-    own work alone) to 4.9e-3 (+38%) and the victim's cohort-normalised score
-    falls from 0.89 to 0.73, for one read of a public file.
+    against the 0.5 threshold (two honest miners: ~0.08), so it passed as
+    original work: the thief's score rose from 3.6e-3 (its own work alone)
+    to 4.9e-3 (+38%) and the victim's cohort-normalised score fell from 0.89
+    to 0.73, for one read of a public file. Fixed by the partial-copy fit
+    (copydetect: the share of the mixture explained by the victim's update is
+    ~0.54 >= 0.25; honest pairs <= 0.10).
     """
     w = world()
     victim_bytes = w.sign(VICTIM, w.honest(VICTIM))
@@ -125,3 +125,4 @@ def test_a_partial_copy_mixed_into_own_work_is_caught() -> None:
     by = {s.uid: s for s in win.judge().subs}
     assert by[VICTIM].outcome is Outcome.SCORED, by[VICTIM].reason
     assert by[THIEF].outcome is Outcome.COPY, (by[THIEF].outcome, by[THIEF].reason)
+    assert by[THIEF].reason == f"copy of uid {VICTIM}"

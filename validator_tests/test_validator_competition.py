@@ -116,7 +116,8 @@ def test_deregistered_dropped_new_uid_starts_at_default_and_hotkey_change_resets
 def test_recycled_leader_uid_is_a_new_player_without_weight_slash_or_first_place() -> None:
     """subtensor reuses a pruned uid for the next registration (`pallets/subtensor/src/subnets/uids.rs`,
     `replace_neuron`): the uid's new hotkey inherits nothing from the old neuron."""
-    cfg = CompetitionConfig(margin=100.0, slash_rounds=50)  # a huge margin: only a reset can unseat the leader
+    # a huge margin: only a reset can unseat the leader; a rank curve, so the leader is paid first
+    cfg = CompetitionConfig(margin=100.0, slash_rounds=50, curve="geometric")
     st = CompetitionState()
     keys = {1: "old", 2: "b", 3: "c"}
     for _ in range(6):

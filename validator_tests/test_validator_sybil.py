@@ -49,6 +49,27 @@ def test_power_curve_pays_no_more_for_splitting(score: float, k: int, alpha: flo
     assert split <= one + 1e-9, (one, split)
 
 
+@settings(max_examples=120, deadline=None)
+@given(score=st.floats(0.01, 10.0), k=st.integers(2, 8), alpha=st.floats(1.0 / 3.0, 1.0),
+       honest=st.lists(st.floats(0.0, 10.0), min_size=0, max_size=6), rounds=st.integers(1, 4))
+def test_the_default_config_pays_no_more_for_splitting(score: float, k: int, alpha: float, honest: list[float],
+                                                       rounds: int) -> None:
+    """The neurons' default (CompetitionConfig()): no split of one hotkey's compute pays, for any alpha >= 1/3."""
+    cfg = CompetitionConfig()
+    assert cfg.curve == "power" and cfg.power * (1.0 / 3.0) >= 1.0 - 1e-12  # the stated guarantee's premise
+    one = _operator_weight(cfg, honest, [score], rounds)
+    split = _operator_weight(cfg, honest, [score * k ** -alpha] * k, rounds)
+    assert split <= one + 1e-9, (one, split)
+
+
+def test_the_default_would_pay_a_split_below_its_stated_alpha() -> None:
+    """The bound is tight, not vacuous: at alpha < 1/power the same split out-earns one hotkey."""
+    cfg = CompetitionConfig()
+    one = _operator_weight(cfg, [1.0, 1.0], [1.0])
+    split = _operator_weight(cfg, [1.0, 1.0], [1.0 * 4 ** -0.2] * 4)
+    assert split > one
+
+
 @given(score=st.floats(1e-3, 1e3), k=st.integers(1, 64), alpha=st.floats(0.1, 1.0),
        others=st.floats(0.0, 1e6))
 def test_split_gain_is_at_most_one_when_alpha_times_power_is_at_least_one(score: float, k: int, alpha: float,
@@ -60,7 +81,7 @@ def test_split_gain_is_at_most_one_when_alpha_times_power_is_at_least_one(score:
 def test_a_too_small_power_lets_splitting_pay_and_the_rank_curve_does_too() -> None:
     """Pinned limits: power < 1/alpha, or a rank curve with the pieces still on top, pays a split."""
     assert split_gain(1.0, 4, 0.5, 1.0, others=1.0) > 1.0
-    geo = CompetitionConfig()  # geometric 0.5, top_k 8
+    geo = CompetitionConfig(curve="geometric")  # geometric 0.5, top_k 8 (the default before the power curve)
     one = _operator_weight(geo, [0.1, 0.1], [1.0])
     split = _operator_weight(geo, [0.1, 0.1], [0.6] * 4)  # each piece still beats every honest miner
     assert split > one

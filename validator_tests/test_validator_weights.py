@@ -96,7 +96,7 @@ def test_capped_plan_fits_the_max_weight_limit(case):
 
 
 def test_competition_weights_meet_the_default_subnet_rules():
-    cfg = CompetitionConfig(top_k=3, burn_share=0.1, owner_uid=0)
+    cfg = CompetitionConfig(top_k=3, burn_share=0.1, owner_uid=0, curve="geometric")  # a rank curve: places
     players = {u: PlayerState(mu=25.0 + u, sigma=1.0, rounds=3, recent=(1.0,)) for u in (2, 3, 4, 5)}
     comp = CompetitionState(round=3, players=players, leader=5, leader_since=1)
     weights = compute_weights(comp, list(range(1, 12)), cfg)

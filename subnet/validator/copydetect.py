@@ -16,6 +16,28 @@ Similarity of submissions a, b (templar checks index overlap >= 0.4):
   relative magnitude agreement; invariant to rescaling).
 * ``similarity = index * max(0, value)``: both must be high.
 
+Partial copies (red-team finding 3): own work plus a fraction of a peer's
+update keeps similarity under the threshold (0.5 x a peer: 0.45) yet carries
+the peer's work. So each candidate pair also gets the least-squares fit of
+the earlier update e in the later one l, computed from the sparse views (the
+inner product lives on the shared indices): ``beta = <l, e> / <e, e>``, and
+the *share* of the later's norm that fit explains, ``share = beta * |e| / |l|``
+(the cosine of the two sparse vectors). A pair with index overlap >=
+``PARTIAL_MIN_INDEX`` and ``share >= PARTIAL_SHARE`` matches like a similar
+pair (same attribution rules: the later is charged, overlapping intervals
+tie). Why the share and not beta itself: beta grows as the earlier shrinks,
+so an early upload of one's own work x 0.1 would give every honest later
+upload beta ~0.55 and have it charged (griefing); the share is invariant to
+either side's scale. Measured (tiny preset, the real inner loop and codec,
+validator_tests/test_validator_partial_copy.py and bench/league.py): honest
+pairs of one fragment reach share <= 0.10 (66 pairs; a 16-step update on
+256 pages, a would-be griefer's best guess of the common direction: 0.07),
+so the 0.25 threshold leaves a 2.5x margin; own work + 0.15 x a peer's
+update reaches 0.28, + 0.5 x 0.54. Known limit: inflating one's own part
+dilutes the share (3 x own + 0.5 x a peer's: 0.30, caught; + 0.3 x: 0.23,
+not), and aggregation's clipping to the median norm then shrinks the stolen
+part with it.
+
 ``find_copies`` charges the *later* submission of a similar pair (by
 ``first_seen``, then ``commit_block``, then uid), pointing at the earliest
 submission it matches. Only submissions of the same fragment are compared.
@@ -72,6 +94,14 @@ SKETCH_SIZE = 512
 """Entries sampled per support for candidate search (module docstring: the miss bound)."""
 MISS_PROBABILITY = 1e-12
 """Allowed chance that a pair over the threshold is not even checked (per pair)."""
+PARTIAL_SHARE = 0.25
+"""Share of a later upload's norm explained by its least-squares fit on an earlier one that charges it."""
+PARTIAL_MIN_INDEX = 0.2
+"""Index overlap below which the partial-copy fit is not taken (every measured partial copy that reaches
+``PARTIAL_SHARE`` shares >= 0.25 of the smaller support; honest pairs ~0.09)."""
+PARTIAL_SKETCH_SIZE = 4096
+"""Sketch size of the candidate search when the partial-copy rule is on (eps = 0.058 at the miss bound, so
+honest pairs at ~0.09 overlap are filtered out of the exact checks at ``PARTIAL_MIN_INDEX``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +117,16 @@ class Overlap:
     index: float
     value: float
     similarity: float
+    beta: float = 0.0
+    """Least-squares coefficient of the first update in the second, ``<b, a> / <a, a>`` (sparse views)."""
+    share: float = 0.0
+    """Share of the second's norm that fit explains, ``beta * |a| / |b|`` (cosine of the sparse vectors)."""
+
+    def matches(self, threshold: float, partial_share: float | None) -> bool:
+        """A near-duplicate (similarity) or a partial copy (share on enough shared indices)."""
+        if self.similarity >= threshold:
+            return True
+        return partial_share is not None and self.index >= PARTIAL_MIN_INDEX and self.share >= partial_share
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +195,15 @@ def overlap_stats(a: Support, b: Support) -> Overlap:
         return Overlap(index=0.0, value=0.0, similarity=0.0)
     va = a.values[ia].astype(np.float64)
     vb = b.values[ib].astype(np.float64)
+    dot = float(va @ vb)
     denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
-    cos = float(va @ vb) / denom if denom > 0 and math.isfinite(denom) else 0.0
-    return Overlap(index=idx, value=cos, similarity=idx * max(0.0, cos))
+    cos = dot / denom if denom > 0 and math.isfinite(denom) else 0.0
+    na = float(np.linalg.norm(a.values.astype(np.float64)))
+    nb = float(np.linalg.norm(b.values.astype(np.float64)))
+    ok = na > 0 and nb > 0 and math.isfinite(na * nb) and math.isfinite(dot)
+    beta = dot / (na * na) if ok else 0.0
+    share = dot / (na * nb) if ok else 0.0
+    return Overlap(index=idx, value=cos, similarity=idx * max(0.0, cos), beta=beta, share=share)
 
 
 def overlap(a: Update | Support, b: Update | Support) -> float:
@@ -172,10 +218,13 @@ def support_overlap(dense_a: Mapping[str, torch.Tensor], dense_b: Mapping[str, t
     return overlap(support_of(dense_a), support_of(dense_b))
 
 
-def _prepare(subs: Sequence[Submission], threshold: float) -> tuple[list[Submission], dict[int, Support]]:
+def _prepare(subs: Sequence[Submission], threshold: float,
+             partial_share: float | None = None) -> tuple[list[Submission], dict[int, Support]]:
     """Checked inputs: submissions in order and their supports (a uid twice is a caller bug: ConfigError)."""
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"copy threshold must be in (0, 1], got {threshold}")
+    if partial_share is not None and not 0.0 < partial_share <= 1.0:
+        raise ConfigError(f"partial-copy share must be in (0, 1] or None, got {partial_share}")
     uids = [s.uid for s in subs]
     if len(set(uids)) != len(uids):
         raise ConfigError("copy detection: duplicate uid among submissions")
@@ -249,12 +298,15 @@ def candidate_pairs(supports: Mapping[int, Support], groups: Mapping[int, Sequen
 
 
 def _earlier_candidates(ordered: Sequence[Submission], supports: Mapping[int, Support], threshold: float,
-                        key: int | None) -> list[list[Submission]]:
-    """Per position j in ``ordered``: the earlier submissions that may be similar to it, in order."""
+                        key: int | None, partial_share: float | None = None) -> list[list[Submission]]:
+    """Per position j in ``ordered``: the earlier submissions that may match it (``Overlap.matches``), in order."""
     groups: dict[int, list[int]] = {}
     for s in ordered:
         groups.setdefault(s.fragment, []).append(s.uid)
-    pairs = candidate_pairs(supports, groups, threshold, key=secrets.randbits(64) if key is None else key)
+    # a match needs index overlap >= threshold (similarity) or >= PARTIAL_MIN_INDEX (partial copy)
+    bound, size = ((min(threshold, PARTIAL_MIN_INDEX), PARTIAL_SKETCH_SIZE) if partial_share is not None
+                   else (threshold, SKETCH_SIZE))
+    pairs = candidate_pairs(supports, groups, bound, key=secrets.randbits(64) if key is None else key, size=size)
     pos = {s.uid: i for i, s in enumerate(ordered)}
     out: list[list[int]] = [[] for _ in ordered]
     for pair in pairs:
@@ -264,19 +316,20 @@ def _earlier_candidates(ordered: Sequence[Submission], supports: Mapping[int, Su
 
 
 def find_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD, *,
-                key: int | None = None) -> dict[int, int]:
-    """Map each charged uid to the uid it copied (the earliest similar earlier submission).
+                key: int | None = None, partial_share: float | None = PARTIAL_SHARE) -> dict[int, int]:
+    """Map each charged uid to the uid it copied (the earliest matching earlier submission).
 
     Pairs are compared only within a fragment, exactly only when the sketches
-    say they may be similar (module docstring). ``key`` fixes the sketch hash
-    (tests, benches); None draws one. A uid appearing twice raises ``ConfigError``.
+    say they may match (module docstring). ``key`` fixes the sketch hash
+    (tests, benches); None draws one. ``partial_share`` None turns the
+    partial-copy rule off. A uid appearing twice raises ``ConfigError``.
     """
-    ordered, supports = _prepare(subs, threshold)
-    cands = _earlier_candidates(ordered, supports, threshold, key)
+    ordered, supports = _prepare(subs, threshold, partial_share)
+    cands = _earlier_candidates(ordered, supports, threshold, key, partial_share)
     charged: dict[int, int] = {}
     for j, later in enumerate(ordered):
         for earlier in cands[j]:
-            if overlap_stats(supports[earlier.uid], supports[later.uid]).similarity >= threshold:
+            if overlap_stats(supports[earlier.uid], supports[later.uid]).matches(threshold, partial_share):
                 charged[later.uid] = earlier.uid
                 break
     return charged
@@ -291,22 +344,26 @@ class CopyVerdict:
 
 
 def judge_copies(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD, *,
-                 key: int | None = None) -> CopyVerdict:
-    """Copies charged by disjoint sighting intervals; overlapping near-duplicates tied (module docstring)."""
-    ordered, supports = _prepare(subs, threshold)
-    cands = _earlier_candidates(ordered, supports, threshold, key)
-    return _judge(ordered, supports, threshold, cands)
+                 key: int | None = None, partial_share: float | None = PARTIAL_SHARE) -> CopyVerdict:
+    """Copies charged by disjoint sighting intervals; overlapping near-duplicates tied (module docstring).
+
+    ``partial_share``: the partial-copy rule's share threshold (None: off, similarity only).
+    """
+    ordered, supports = _prepare(subs, threshold, partial_share)
+    cands = _earlier_candidates(ordered, supports, threshold, key, partial_share)
+    return _judge(ordered, supports, threshold, cands, partial_share)
 
 
-def judge_copies_all_pairs(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD) -> CopyVerdict:
+def judge_copies_all_pairs(subs: Sequence[Submission], threshold: float = DEFAULT_THRESHOLD, *,
+                           partial_share: float | None = PARTIAL_SHARE) -> CopyVerdict:
     """The exhaustive all-pairs scan ``judge_copies`` replaces: the reference for tests and bench/validator_scale.py."""
-    ordered, supports = _prepare(subs, threshold)
+    ordered, supports = _prepare(subs, threshold, partial_share)
     cands = [[e for e in ordered[:j] if e.fragment == s.fragment] for j, s in enumerate(ordered)]
-    return _judge(ordered, supports, threshold, cands)
+    return _judge(ordered, supports, threshold, cands, partial_share)
 
 
 def _judge(ordered: Sequence[Submission], supports: Mapping[int, Support], threshold: float,
-           cands: Sequence[Sequence[Submission]]) -> CopyVerdict:
+           cands: Sequence[Sequence[Submission]], partial_share: float | None) -> CopyVerdict:
     """The attribution rules over each submission's candidate earlier ones (in order)."""
     charged: dict[int, int] = {}
     tied: dict[int, int] = {}
@@ -314,7 +371,7 @@ def _judge(ordered: Sequence[Submission], supports: Mapping[int, Support], thres
         for earlier in cands[j]:
             if earlier.uid in charged:
                 continue
-            if overlap_stats(supports[earlier.uid], supports[later.uid]).similarity < threshold:
+            if not overlap_stats(supports[earlier.uid], supports[later.uid]).matches(threshold, partial_share):
                 continue
             if earlier.first_seen < later.earliest:  # disjoint: earlier's bytes in hand before later's store had any
                 charged[later.uid] = earlier.uid

@@ -4,8 +4,10 @@ Holds what a restart must not lose: the competition (ratings, leader), the
 last window scored, the block of the last weights set or commit (so a restart
 never sets weights twice inside the rate limit), a timelocked commit still
 waiting for its reveal (so a restart neither commits twice nor forgets to
-verify it), and each fragment's reference update norm (the norm gate's
-yardstick). Upload evidence (first-seen bytes and blocks) lives in
+verify it), each fragment's reference update norm (the norm gate's
+yardstick) and each miner's running proof-of-work evidence (powevidence.py:
+losing it would let every free-rider start over, or make honest miners
+prove themselves again). Upload evidence (first-seen bytes and blocks) lives in
 evidence.py's own files.
 The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
 """
@@ -40,6 +42,8 @@ class ValidatorState:
     # hotkey -> window of its last full evaluation by this validator (sampling.record_evaluations): the coverage
     # guarantee's clock
     last_evaluated: dict[str, int] = field(default_factory=dict)
+    # hotkey -> running proof-of-work evidence (powevidence.update_evidence; used with ScoreConfig.pow_sequential)
+    pow_evidence: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -52,6 +56,7 @@ class ValidatorState:
             "pending_commit": self.pending_commit,
             "ref_norms": {str(f): v for f, v in self.ref_norms.items()},
             "last_evaluated": dict(self.last_evaluated),
+            "pow_evidence": dict(self.pow_evidence),
         }, sort_keys=True)
 
     @classmethod
@@ -70,6 +75,8 @@ class ValidatorState:
                 ref_norms={int(f): float(v) for f, v in (raw.get("ref_norms") or {}).items()
                            if float(v) > 0 and float(v) < float("inf")},
                 last_evaluated={str(h): int(w) for h, w in (raw.get("last_evaluated") or {}).items()},
+                pow_evidence={str(h): float(e) for h, e in (raw.get("pow_evidence") or {}).items()
+                              if 0.0 <= float(e) < float("inf")},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",
