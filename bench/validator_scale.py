@@ -16,8 +16,10 @@ Per size it prints:
   evaluated       fraction of uploads fully evaluated in one window (SamplingConfig defaults)
   copy ms         judge_copies (sketch) vs judge_copies_all_pairs, same run, same verdicts checked
   spearman        ratings after --windows windows vs the true ordering of the honest miners,
-                  with sampling (only evaluated uids play a round), and at n <= 16 with everyone evaluated
+                  with sampling (only evaluated uids play a round), and at n <= 16 with everyone evaluated;
+                  scores normalised per fragment cohort as pipeline.compete does; also per fragment
   peak RSS        of the process so far (MiB)
+  process CPU     seconds of CPU the window pass took (all threads; the box is shared, so wall mostly waits)
 and, once, the bytes a lead's and a miner's store keep after --store-windows windows with the
 default retention (StoreConfig) vs none, side by side.
 
@@ -31,7 +33,9 @@ back, which is what competition.play_round needs to support directly.
 Honest miners run --inner-steps AdamW steps (default 4, below TrainConfig's 10, to keep 256 trainings
 within minutes on 2 shared cores).
 
-Run: .venv/bin/python bench/validator_scale.py [--sections copy,window,storage] [--sizes 16,64,256]
+--sections batched: batched evaluation (validator/batched_eval.py) vs one at a time, side by side, per k.
+
+Run: .venv/bin/python bench/validator_scale.py [--sections copy,window,storage,batched] [--sizes 16,64,256]
      [--windows 20] [--json bench/results/validator_scale.json]
 """
 
@@ -65,19 +69,22 @@ from ranking import spearman  # noqa: E402
 
 from subnet.codec.sparseloco import CodecConfig, Encoder, decode, decode_sparse  # noqa: E402
 from subnet.codec.wire import ArtifactHeader, expected_max_bytes, read_artifact, write_artifact  # noqa: E402
-from subnet.config import StoreConfig, SyncConfig, TrainConfig  # noqa: E402
 from subnet.data.config import DataConfig  # noqa: E402
 from subnet.data.pages import load_pages  # noqa: E402
+from subnet.miner.config import TrainConfig  # noqa: E402
 from subnet.model.fragments import fragment_shapes, fragment_state, partition, trainable_parameters  # noqa: E402
 from subnet.model.presets import build_model, get_preset  # noqa: E402
 from subnet.model.state import checkpoint_bytes  # noqa: E402
-from subnet.node.config import NETWORK_SCORE  # noqa: E402
+from subnet.node.config import NETWORK_SCORE, ValidatorOptions  # noqa: E402
 from subnet.protocol.keys import artifact_key, checkpoint_key, manifest_key  # noqa: E402
+from subnet.storage.config import StoreConfig  # noqa: E402
 from subnet.storage.local import LocalDirStore  # noqa: E402
 from subnet.storage.location import LocationPolicy  # noqa: E402
 from subnet.storage.peer import PeerReadOptions, open_peer  # noqa: E402
 from subnet.sync.aggregate import Contribution, build_manifest  # noqa: E402
+from subnet.sync.config import SyncConfig  # noqa: E402
 from subnet.sync.retention import RetentionPolicy, prune_store  # noqa: E402
+from subnet.validator.cohorts import normalise_cohorts  # noqa: E402
 from subnet.validator.competition import CompetitionConfig, CompetitionState, play_round  # noqa: E402
 from subnet.validator.copydetect import (  # noqa: E402
     Submission,
@@ -318,8 +325,10 @@ def _subs(arts: dict[int, object]) -> list[Submission]:
 
 
 def _ratings(world: World, ev: Evaluator, arts: dict[int, object], charged: set[int], n: int, windows: int,
-             sampled: bool) -> float:
-    """Spearman of the honest miners' ordinals after `windows` rounds with the true ordering (-alpha)."""
+             sampled: bool, cohorts: bool = True) -> tuple[float, list[float]]:
+    """Spearman of the honest miners' ordinals after `windows` rounds with the true ordering (-alpha): over all
+    honest miners, and per fragment. `cohorts`: scores normalised per fragment cohort first, as the validator
+    does (before this the bench passed raw scores, which rank fragment 1's larger raw gains above fragment 0's)."""
     ccfg = CompetitionConfig()
     scfg = SamplingConfig() if sampled else SamplingConfig(sample_size=256)
     state, history = CompetitionState(), {}
@@ -332,14 +341,19 @@ def _ratings(world: World, ev: Evaluator, arts: dict[int, object], charged: set[
                                      last_evaluated=history, window=w, seed_next=rng.getrandbits(64),
                                      validator_hotkey="bench", cfg=scfg)
         scores = {u: ev.score(u, arts[u]) for u in pick.evaluate}
+        if cohorts:  # as pipeline.compete does: scores normalised within each fragment's cohort
+            scores = normalise_cohorts(scores, {u: u % N_FRAGMENTS for u in scores}, ValidatorOptions().cohort_method)
         players = sorted(set(pick.evaluate) | set(failed))
         sub = dataclasses.replace(state, players={u: p for u, p in state.players.items() if u in players})
         played = play_round(sub, scores, players, ccfg, slashed=[u for u in failed if u in charged])
         state = dataclasses.replace(played, players={**state.players, **played.players})
         history = record_evaluations(history, window=w, evaluated_hotkeys=[cands[u] for u in pick.evaluate],
                                      candidate_hotkeys=cands.values(), active_hotkeys=cands.values())
+    def rho(us: list[int]) -> float:
+        return spearman([state.players[u].ordinal(ccfg.z) for u in us], [-_alpha(u) for u in us])
+
     honest = [u for u in range(n) if _role(u) == "honest" and u in state.players]
-    return spearman([state.players[u].ordinal(ccfg.z) for u in honest], [-_alpha(u) for u in honest])
+    return rho(honest), [rho([u for u in honest if u % N_FRAGMENTS == f]) for f in range(N_FRAGMENTS)]
 
 
 def _storage(world: World, windows: int) -> dict[str, int]:
@@ -396,15 +410,16 @@ def _window_section(world: World, sizes: list[int], windows: int) -> list[dict]:
         with Moto() as moto:
             _upload(world, moto)
             for n in sizes:
+                cpu0, load0 = time.process_time(), os.getloadavg()
                 fetched, fetch_s = _fetch_all(world, n, moto, bad)
                 arts, verify_s = _verify(world, fetched)
                 subs = _subs(arts)
                 t0 = time.perf_counter()
                 verdict = judge_copies(subs)
                 sketch_s = time.perf_counter() - t0
-                t0 = time.perf_counter()
+                t0, c_ap = time.perf_counter(), time.process_time()
                 exact = judge_copies_all_pairs(subs)
-                all_pairs_s = time.perf_counter() - t0
+                all_pairs_s, c_ap = time.perf_counter() - t0, time.process_time() - c_ap
                 assert verdict == exact, "sketch verdicts differ from the all-pairs scan"
                 charged = set(verdict.charged)
                 ev = Evaluator(world)
@@ -417,21 +432,37 @@ def _window_section(world: World, sizes: list[int], windows: int) -> list[dict]:
                     ev.score(u, arts[u])
                 eval_s = time.perf_counter() - t0
                 window_s = fetch_s + verify_s + sketch_s + eval_s
-                rho_sampled = _ratings(world, ev, arts, charged, n, windows, sampled=True)
-                rho_full = _ratings(world, ev, arts, charged, n, windows, sampled=False) if n <= 16 else None
+                # the all-pairs check (verdicts only) ran inside this span: not the validator's cost, taken out
+                window_cpu_s = time.process_time() - cpu0 - c_ap
+                load1 = os.getloadavg()
+                print(f"n={n:3d} window pass: {window_s:.1f} s wall / {window_cpu_s:.1f} s CPU (ratio "
+                      f"{window_s / WINDOW_S:.3f}), evaluated {len(pick.evaluate)}/{n}, load {load1[0]:.1f}; "
+                      f"rating {windows} windows...", flush=True)
+                t0, c0 = time.perf_counter(), time.process_time()
+                rho_sampled, rho_frag = _ratings(world, ev, arts, charged, n, windows, sampled=True)
+                rho_full = _ratings(world, ev, arts, charged, n, windows, sampled=False)[0] if n <= 16 else None
+                ratings_s, ratings_cpu_s = time.perf_counter() - t0, time.process_time() - c0
                 row = dict(n=n, fetched=len(fetched), verified=len(arts), fetch_s=fetch_s, verify_s=verify_s,
                            copy_sketch_ms=1e3 * sketch_s, copy_all_pairs_ms=1e3 * all_pairs_s,
                            copies_charged=len(charged), evaluated=len(pick.evaluate),
                            evaluated_fraction=len(pick.evaluate) / n, eval_s=eval_s, window_s=window_s,
                            window_ratio=window_s / WINDOW_S, spearman_sampled=rho_sampled, spearman_all=rho_full,
-                           peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                           peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                           process_cpu_s=window_cpu_s,
+                           loadavg_before=load0, loadavg_after=load1, rating_windows=windows,
+                           spearman_sampled_per_fragment=rho_frag, cohort_normalised=True,
+                           ratings_s=ratings_s, ratings_cpu_s=ratings_cpu_s, evaluations_total=ev.evals,
+                           eval_s_per_contribution=ev.eval_s / max(ev.evals, 1))
                 rows.append(row)
                 print(f"n={n:3d}  window/length {row['window_ratio']:.3f} ({window_s:.1f} s: fetch {fetch_s:.1f}, "
                       f"verify {verify_s:.1f}, copy {sketch_s:.2f}, eval {eval_s:.1f})  evaluated "
                       f"{row['evaluated_fraction']:.2f}  copy ms sketch {row['copy_sketch_ms']:.0f} vs all-pairs "
                       f"{row['copy_all_pairs_ms']:.0f}  charged {len(charged)}  spearman sampled {rho_sampled:.2f}"
                       + (f" / all {rho_full:.2f}" if rho_full is not None else "")
-                      + f"  peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+                      + " (per fragment " + ", ".join(f"{r:.2f}" for r in rho_frag) + ")"
+                      + f" ({windows} windows)  peak RSS {row['peak_rss_mib']:.0f} MiB  process CPU "
+                      f"{window_cpu_s:.1f} s  load {load0[0]:.1f}->{load1[0]:.1f}"
+                      f"  ratings {ratings_s:.0f} s wall / {ratings_cpu_s:.0f} s CPU", flush=True)
     finally:
         for s in bad.values():
             s.__exit__(None, None, None)
@@ -506,9 +537,80 @@ def _copy_section(sizes: list[int], repeats: int) -> list[dict[str, float]]:
     return rows
 
 
+def _batched_section(preset: str, ks: list[int], n: int, repeats: int, inner_steps: int) -> list[dict]:
+    """Batched evaluation (validator/batched_eval.py) vs one at a time, side by side in one process.
+
+    `n` real signed miners (World: honest, noise and copies of honest uploads,
+    n/2 per fragment) of `preset`; per k, every upload of each fragment is
+    scored k per `score_batch` call (k=1: `score_contribution`, today's path),
+    with the network's ScoreConfig on one window's batches. The k values run
+    interleaved `repeats` times; medians of wall and process-CPU seconds per
+    contribution. Parity (max |score difference| to k=1) is checked every run.
+    """
+    from subnet.validator.batched_eval import Item, score_batch
+
+    world = World(n, preset, seed=0, inner_steps=inner_steps)
+    ev = Evaluator(world)
+    ev.window(0)
+    cfg = ev.cfg
+    items: dict[int, list[tuple[int, Item]]] = {}
+    for u, data in world.data.items():
+        frag = u % N_FRAGMENTS
+        art = read_artifact(data, expected_hotkey=world.keys[u].ss58_address, max_bytes=world.max_bytes[frag],
+                            shapes=world.shapes[frag])
+        items.setdefault(frag, []).append((u, Item(
+            params=trainable_parameters(world.model, world.fragments[frag]), delta=decode_sparse(art.encoded),
+            assigned=page_batches(world.pages, world.pages_of[u], "train", cfg.pow_batch_size,
+                                  cfg.n_assigned_batches))))
+    times: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    scores: dict[tuple[int, int], dict[int, float]] = {}
+    peak: dict[int, float] = {}
+    for _ in range(repeats):
+        for k in ks:
+            for frag, its in sorted(items.items()):
+                t0, c0 = time.perf_counter(), time.process_time()
+                got: dict[int, float] = {}
+                for at in range(0, len(its), k):
+                    chunk = its[at:at + k]
+                    if k == 1:
+                        u, it = chunk[0]
+                        res = [score_contribution(world.model, it.params, it.delta, cfg, it.assigned, ev.held, ev.rand,
+                                                  ev.baseline)]
+                    else:
+                        res = score_batch(world.model, [it for _, it in chunk], cfg, ev.held, ev.rand, ev.baseline)
+                    got.update({u: float(r.score) for (u, _), r in zip(chunk, res)})
+                times.setdefault((k, frag), []).append((time.perf_counter() - t0, time.process_time() - c0))
+                scores[(k, frag)] = got
+                peak[k] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = []
+    for k in ks:
+        for frag, its in sorted(items.items()):
+            wall = statistics.median(t for t, _ in times[(k, frag)]) / len(its)
+            cpu = statistics.median(c for _, c in times[(k, frag)]) / len(its)
+            base = scores[(ks[0], frag)]
+            diff = max(abs(scores[(k, frag)][u] - base[u]) for u in base)
+            same_rank = sorted(base, key=base.get) == sorted(base, key=scores[(k, frag)].get)
+            rows.append(dict(preset=preset, k=k, fragment=frag, contributions=len(its), wall_s_per_contribution=wall,
+                             cpu_s_per_contribution=cpu, max_abs_score_diff=diff, same_ranking=same_rank,
+                             peak_rss_mib_after=peak[k], loadavg=os.getloadavg()))
+    for frag in sorted(items):
+        one = next(r for r in rows if r["k"] == ks[0] and r["fragment"] == frag)
+        for r in (r for r in rows if r["fragment"] == frag):
+            r["speedup_wall"] = one["wall_s_per_contribution"] / r["wall_s_per_contribution"]
+            r["speedup_cpu"] = one["cpu_s_per_contribution"] / r["cpu_s_per_contribution"]
+            print(f"batched {preset} fragment {frag} k={r['k']:2d}: {1e3 * r['wall_s_per_contribution']:.0f} ms wall, "
+                  f"{1e3 * r['cpu_s_per_contribution']:.0f} ms CPU per contribution (speed-up {r['speedup_wall']:.2f}x "
+                  f"wall, {r['speedup_cpu']:.2f}x CPU), max |dscore| {r['max_abs_score_diff']:.1e}, same ranking "
+                  f"{r['same_ranking']}, peak RSS {r['peak_rss_mib_after']:.0f} MiB", flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sections", default="copy,window,storage", help="any of copy, window, storage")
+    ap.add_argument("--sections", default="copy,window,storage", help="any of copy, window, storage, batched")
+    ap.add_argument("--batch-ks", default="1,4,8,16", help="batched section: contributions per pass (first: baseline)")
+    ap.add_argument("--batch-miners", type=int, default=32, help="batched section: miners (half per fragment)")
+    ap.add_argument("--batch-repeats", type=int, default=1)
     ap.add_argument("--copy-sizes", default="16,64,256")
     ap.add_argument("--copy-repeats", type=int, default=1)
     ap.add_argument("--sizes", default="16,64,256")
@@ -525,6 +627,8 @@ def main() -> int:
     t_start = time.perf_counter()
     copy_rows = _copy_section([int(s) for s in args.copy_sizes.split(",")], args.copy_repeats) \
         if "copy" in sections else []
+    batched_rows = _batched_section(args.preset, [int(k) for k in args.batch_ks.split(",")], args.batch_miners,
+                                    args.batch_repeats, args.inner_steps) if "batched" in sections else []
     rows: list[dict] = []
     world = None
     if sections & {"window", "storage"}:
@@ -544,7 +648,8 @@ def main() -> int:
     print(f"total {total:.0f} s")
     if args.json:
         doc = {"preset": args.preset, "window_s": WINDOW_S, "threads": args.threads, "windows": args.windows,
-               "sections": sorted(sections), "copy_detection": copy_rows,
+               "sections": sorted(sections), "copy_detection": copy_rows, "batched_eval": batched_rows,
+               "loadavg_end": os.getloadavg(),
                "sampling": dataclasses.asdict(SamplingConfig()), "rows": rows, "storage_bytes": storage,
                "store_windows": args.store_windows, "total_s": total,
                "command": "bench/validator_scale.py " + " ".join(sys.argv[1:])}

@@ -179,3 +179,25 @@ def test_apply_and_revert_is_bit_exact() -> None:
     undo.revert()
     assert all(torch.equal(params[n], orig[n]) for n in params)
     del dense
+
+
+def test_apply_is_all_or_nothing_when_a_later_tensor_is_bad() -> None:
+    """A hostile update whose second tensor is wrong must leave no trace of its first one."""
+    from subnet.codec.sparseloco import SparseTensor
+
+    params = {n: torch.randn(s) for n, s in SHAPES.items()}
+    orig = {n: p.clone() for n, p in params.items()}
+    enc = Encoder(SHAPES, CodecConfig(chunk=64, topk=8))
+    good = decode_sparse(enc.encode(_rand(4)))
+    first = good[0]
+    n = params[first.name].numel()
+    bad_tails = [
+        SparseTensor(name="no.such.param", shape=first.shape, index=first.index, values=first.values),
+        SparseTensor(name=first.name, shape=first.shape, index=torch.tensor([0, n]), values=torch.ones(2)),
+        SparseTensor(name=first.name, shape=first.shape, index=torch.tensor([-1]), values=torch.ones(1)),
+        SparseTensor(name=first.name, shape=first.shape, index=torch.tensor([0, 1]), values=torch.ones(3)),
+    ]
+    for tail in bad_tails:
+        with pytest.raises(BadShape):
+            apply_sparse(params, [*good, tail], scale=-1.0)
+        assert all(torch.equal(params[k], orig[k]) for k in params), tail

@@ -34,7 +34,14 @@ from subnet.sync.checkpoints import (
     should_checkpoint,
     windows_to_replay,
 )
-from subnet.sync.retention import RetentionPolicy, classify, plan_deletions, protect_window, prune_store
+from subnet.sync.retention import (
+    RetentionPolicy,
+    classify,
+    lead_sweep,
+    plan_deletions,
+    protect_window,
+    prune_store,
+)
 
 torch.set_num_threads(1)
 NETUID = 5
@@ -53,6 +60,16 @@ def _gm() -> GlobalModel:
     return GlobalModel(model=model, fragments=partition(model, 2))
 
 
+class CountingStore(LocalDirStore):
+    """The real local store, counting its listings (what the sweep's cost is made of)."""
+
+    list_calls = 0
+
+    def list(self, prefix: str) -> list[str]:
+        self.list_calls += 1
+        return super().list(prefix)
+
+
 def _store_bytes(store: LocalDirStore) -> int:
     return sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
 
@@ -60,7 +77,7 @@ def _store_bytes(store: LocalDirStore) -> int:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("retention")
-    lead = LocalDirStore(root / "lead")
+    lead = CountingStore(root / "lead")
     miners = {kp.ss58_address: LocalDirStore(root / "miners" / kp.ss58_address) for kp in MINERS}
     gm = _gm()
     hashes, sizes, known = {}, [], {}
@@ -91,8 +108,9 @@ def run(tmp_path_factory):
         if should_checkpoint(gm.version, CHECKPOINT_EVERY):
             publish_checkpoint(lead, NETUID, gm, LEAD)
             known[gm.version] = gm.last_manifest_window
-        protect = protect_window(lead, NETUID, LEAD_POLICY, known, max_bytes=64 << 20)
-        prune_store(lead, netuid=NETUID, now_window=window, policy=LEAD_POLICY, protect_from_window=protect)
+        listed_before = lead.list_calls
+        lead_sweep(lead, netuid=NETUID, now_window=window, policy=LEAD_POLICY, known=known, max_bytes=64 << 20)
+        assert lead.list_calls == listed_before + 1  # protect and prune share one listing
         for store in miners.values():
             prune_store(store, netuid=NETUID, now_window=window, policy=MINER_POLICY)
         sizes.append(_store_bytes(lead))

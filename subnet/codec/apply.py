@@ -31,15 +31,31 @@ class Undo:
 
 
 def apply_sparse(params: Mapping[str, torch.Tensor], update: Sequence[SparseTensor], scale: float = -1.0) -> Undo:
-    """params[name].flat[index] += scale * values (default -1: a pseudo-gradient is start - end)."""
+    """params[name].flat[index] += scale * values (default -1: a pseudo-gradient is start - end).
+
+    All or nothing: every tensor's name, shape, index range and length is
+    checked before any parameter changes, and a failure while adding (which
+    the checks should make impossible) reverts what was already added, so a
+    hostile update can never leave the live model changed.
+    """
+    for s in update:
+        p = params.get(s.name)
+        if p is None or tuple(p.shape) != s.shape:
+            shaped = None if p is None else tuple(p.shape)
+            raise BadShape(f"cannot apply {s.name!r} {s.shape}: parameter missing or shaped {shaped}")
+        if s.index.numel() != s.values.numel() or s.index.dim() != 1:
+            raise BadShape(f"cannot apply {s.name!r}: {s.index.numel()} indices for {s.values.numel()} values")
+        if s.index.numel() and (int(s.index.min()) < 0 or int(s.index.max()) >= p.numel()):
+            raise BadShape(f"cannot apply {s.name!r}: an index is outside its {p.numel()} entries")
     undo = Undo()
-    with torch.no_grad():
-        for s in update:
-            p = params.get(s.name)
-            if p is None or tuple(p.shape) != s.shape:
-                shaped = None if p is None else tuple(p.shape)
-                raise BadShape(f"cannot apply {s.name!r} {s.shape}: parameter missing or shaped {shaped}")
-            flat = p.view(-1)
-            undo.saved.append((p, s.index, flat.index_select(0, s.index)))
-            flat.index_add_(0, s.index, (s.values * scale).to(p.dtype))
+    try:
+        with torch.no_grad():
+            for s in update:
+                p = params[s.name]
+                flat = p.view(-1)
+                undo.saved.append((p, s.index, flat.index_select(0, s.index)))
+                flat.index_add_(0, s.index, (s.values.reshape(-1) * scale).to(p.dtype))
+    except BaseException:
+        undo.revert()
+        raise
     return undo

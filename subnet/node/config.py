@@ -12,20 +12,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Self
 
+from subnet.chain.config import SubtensorConfig, WalletConfig
 from subnet.codec.config import CodecConfig
-from subnet.config import (
-    LoggingConfig,
-    ModelConfig,
-    ProtocolConfig,
-    StoreConfig,
-    SubtensorConfig,
-    SyncConfig,
-    TrainConfig,
-    WalletConfig,
-)
 from subnet.device.config import DEVICE_HELP, DeviceConfig
 from subnet.errors import ConfigError
+from subnet.miner.config import TrainConfig
+from subnet.miner.rebase_config import RebaseConfig
+from subnet.model.config import ModelConfig
+from subnet.protocol.config import ProtocolConfig
+from subnet.storage.config import StoreConfig
+from subnet.sync.config import SyncConfig
 from subnet.telemetry.config import DashboardConfig, MetricsConfig, WandbConfig
+from subnet.telemetry.logs import LoggingConfig
+from subnet.validator.batched_eval import BatchedEvalConfig
 from subnet.validator.competition import CompetitionConfig
 from subnet.validator.sampling import SamplingConfig
 from subnet.validator.scoring import ScoreConfig
@@ -76,6 +75,20 @@ class TelemetryConfig:
 
     dir: str | None = None
     """Directory for `<component>-<uid>.jsonl` event files (none: no event log)."""
+    max_mb: int = 256
+    """Size in MiB at which the event log is rotated to `<component>-<uid>.<UTC stamp>.jsonl` (0: never)."""
+    keep_files: int = 8
+    """Rotated event-log segments kept per neuron (the oldest are deleted): at most (keep_files + 1) x max_mb."""
+
+    def __post_init__(self) -> None:
+        if self.max_mb < 0 or self.keep_files < 1:
+            raise ConfigError(f"telemetry: max_mb >= 0 (0 = never rotate) and keep_files >= 1, "
+                              f"got {self.max_mb}, {self.keep_files}")
+
+    @property
+    def rotation(self) -> dict[str, int]:
+        """The `EventLog` keyword arguments these settings give."""
+        return {"max_bytes": self.max_mb * 2**20, "keep": self.keep_files}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +176,8 @@ class MinerNeuronConfig(_NeuronFinalize):
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    rebase: RebaseConfig = field(default_factory=RebaseConfig)
+    """Moving the local weights onto the lead's newest manifest when it lands mid-window (not consensus)."""
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataFlags = field(default_factory=DataFlags)
@@ -210,6 +225,8 @@ class ValidatorNeuronConfig(_NeuronFinalize):
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Who gets the full loss evaluation per window (cheap checks run on everyone); validator/sampling.py."""
+    eval: BatchedEvalConfig = field(default_factory=BatchedEvalConfig)
+    """How many contributions share one evaluation pass (validator/batched_eval.py); scores are the same either way."""
     version: VersionConfig = field(default_factory=VersionConfig)
     """This code's SPEC_VERSION against the subnet's WeightsVersionKey, at start-up and every N windows."""
     validator: ValidatorOptions = field(default_factory=ValidatorOptions)

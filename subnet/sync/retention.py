@@ -119,6 +119,10 @@ class CheckpointStore(Protocol):
     def get(self, key: str, max_bytes: int) -> bytes | None: ...
 
 
+class LeadStore(PrunableStore, CheckpointStore, Protocol):
+    """A validator's own store: listed, read (checkpoint headers) and pruned."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PruneReport:
     listed: int
@@ -127,13 +131,15 @@ class PruneReport:
 
 
 def prune_store(store: PrunableStore, *, netuid: int, now_window: int, policy: RetentionPolicy,
-                protect_from_window: int | None = None) -> PruneReport:
+                protect_from_window: int | None = None, keys: list[str] | None = None) -> PruneReport:
     """One sweep of our own store: list ``<netuid>/``, delete what `plan_deletions` names; never raises for a key.
 
-    A store that cannot even be listed raises its StorageError (the caller
-    logs it and sweeps again next window).
+    ``keys`` is a listing of ``<netuid>/`` the caller already made this
+    window (`lead_sweep`); without it the store is listed here. A store that
+    cannot even be listed raises its StorageError (the caller logs it and
+    sweeps again next window).
     """
-    keys = store.list(f"{netuid}/")
+    keys = store.list(f"{netuid}/") if keys is None else keys
     plan = plan_deletions(keys, netuid=netuid, now_window=now_window, policy=policy,
                           protect_from_window=protect_from_window)
     deleted, failed = [], []
@@ -151,7 +157,7 @@ def prune_store(store: PrunableStore, *, netuid: int, now_window: int, policy: R
 
 
 def protect_window(store: CheckpointStore, netuid: int, policy: RetentionPolicy, known: dict[int, int], *,
-                   max_bytes: int) -> int:
+                   max_bytes: int, keys: list[str] | None = None) -> int:
     """The lead's ``protect_from_window``: the earliest last_manifest_window of the checkpoints it keeps (0: none).
 
     ``known`` (version -> last_manifest_window) is the lead's memory of what it
@@ -162,7 +168,8 @@ def protect_window(store: CheckpointStore, netuid: int, policy: RetentionPolicy,
     from subnet.model.state import read_checkpoint_meta
 
     refs = []
-    for key in store.list(f"{netuid}/checkpoints/"):
+    listed = store.list(f"{netuid}/checkpoints/") if keys is None else keys
+    for key in listed:
         found = classify(key, netuid)
         if found is not None and found[0] is KeyKind.CHECKPOINT:
             refs.append((found[1], key))
@@ -181,3 +188,16 @@ def protect_window(store: CheckpointStore, netuid: int, policy: RetentionPolicy,
                 known[version] = -1
         windows.append(known[version])
     return max(0, min(windows))
+
+
+def lead_sweep(store: LeadStore, *, netuid: int, now_window: int, policy: RetentionPolicy,
+               known: dict[int, int], max_bytes: int) -> PruneReport:
+    """A validator's window of retention with one listing: protect since its oldest kept checkpoint, then prune.
+
+    `protect_window` and `prune_store` each listed the store; at 256 UIDs and
+    weeks of windows a listing is the sweep's main cost, so both read one.
+    """
+    keys = store.list(f"{netuid}/")
+    protect = protect_window(store, netuid, policy, known, max_bytes=max_bytes, keys=keys)
+    return prune_store(store, netuid=netuid, now_window=now_window, policy=policy, protect_from_window=protect,
+                       keys=keys)

@@ -40,6 +40,7 @@ from loguru import logger
 import subnet
 from subnet.chain import make_subtensor
 from subnet.codec.wire import expected_max_bytes
+from subnet.consensus import consensus_values
 from subnet.errors import ChainError, ConfigError, SubnetError
 from subnet.node.chain import ChainView, Peer, lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
@@ -60,7 +61,7 @@ from subnet.sync.checkpoints import (
     publish_manifest,
     should_checkpoint,
 )
-from subnet.sync.retention import RetentionPolicy, protect_window, prune_store
+from subnet.sync.retention import RetentionPolicy, lead_sweep
 from subnet.telemetry.events import EventLog
 from subnet.validator.competition import compute_weights
 from subnet.validator.evidence import EvidenceBook
@@ -99,7 +100,7 @@ class Validator:
         self.state = ValidatorState.load(rt.state_dir, rt.identity)
         restore(rt.gm, rt.state_dir)
         self.events = EventLog(rt.events_path("validator"), component="validator", uid=rt.uid,
-                               hotkey=rt.hotkey) if rt.events_dir else None
+                               hotkey=rt.hotkey, **rt.cfg.telemetry.rotation) if rt.events_dir else None
         self._stop = False
         self._peers: list[Peer] = []
         self._peers_window = -1
@@ -113,7 +114,8 @@ class Validator:
         self.evidence = EvidenceBook(rt.state_dir / "evidence")
         # The watcher thread has its own chain client: the SDK's connection is not shared across threads.
         self._watch_chain = ChainView(make_subtensor(self.cfg.subtensor.target,
-                                                     timeout_s=self.cfg.subtensor.devnet_timeout_s),
+                                                     timeout_s=self.cfg.subtensor.devnet_timeout_s,
+                                                     transport=self.cfg.subtensor.devnet_transport),
                                       rt.netuid, rt.window_params)
         self.watcher = UploadWatcher(self.evidence, self.peer_stores, BlockClock(self._watch_chain.block), self.budget)
         self._watch_thread = WatchThread(self._watch_tick, vcfg.watch_interval)
@@ -258,12 +260,15 @@ class Validator:
         plan = SamplingPlan(cfg=cfg.sampling, validator_hotkey=rt.hotkey, last_evaluated=self.state.last_evaluated,
                             ratings={u: pl.ordinal(z) for u, pl in self.state.competition.players.items()})
         verdict = judge(subs, snap, ctx, ref_norms=self.state.ref_norms, competition=self.state.competition,
-                        opts=cfg.validator, comp_cfg=cfg.competition, sampling=plan)
+                        opts=cfg.validator, comp_cfg=cfg.competition, sampling=plan,
+                        pow_evidence=self.state.pow_evidence, batched=cfg.eval)
         comp, norm, weights = verdict.standing.competition, verdict.standing.norm_scores, verdict.standing.weights
         self.state.competition = comp
         self.state.ref_norms = verdict.ref_norms
         if verdict.last_evaluated is not None:
             self.state.last_evaluated = verdict.last_evaluated
+        if verdict.pow_evidence is not None:
+            self.state.pow_evidence = verdict.pow_evidence
 
         lead = lead_validator(list(snap.peers))
         manifest_info: dict[str, Any] = {}
@@ -339,7 +344,8 @@ class Validator:
         by_uid = {c.uid: c for c in contribs}
         deltas = [by_uid[e.uid].delta for e in manifest.entries]
         apply_decoded(rt.gm, manifest, deltas, verify_hash=False)
-        manifest = dataclasses.replace(manifest, model_hash=rt.gm.model_hash)
+        manifest = dataclasses.replace(manifest, model_hash=rt.gm.model_hash, consensus=consensus_values(cfg),
+                                       spec_version=subnet.SPEC_VERSION)  # followers check both (sync/bounds.py)
         publish_manifest(self.store, manifest, rt.wallet.hotkey)
         if should_checkpoint(rt.gm.version, cfg.sync.checkpoint_every):
             publish_checkpoint(self.store, rt.netuid, rt.gm, rt.wallet.hotkey)
@@ -360,10 +366,8 @@ class Validator:
         if self._retention.windows == 0 and self._retention.checkpoints == 0:
             return
         try:
-            protect = protect_window(self.store, rt.netuid, self._retention, self._known_ckpt,
-                                     max_bytes=max_checkpoint_bytes(rt.gm))
-            prune_store(self.store, netuid=rt.netuid, now_window=t, policy=self._retention,
-                        protect_from_window=protect)
+            lead_sweep(self.store, netuid=rt.netuid, now_window=t, policy=self._retention, known=self._known_ckpt,
+                       max_bytes=max_checkpoint_bytes(rt.gm))
         except SubnetError as exc:
             logger.warning("retention: window {}: {}", t, exc)
 
@@ -378,7 +382,7 @@ class Validator:
                 break
             time.sleep(self.cfg.validator.poll_interval)
         follow_lead(self.rt.gm, lead_store, self.rt.netuid, t, self.cfg.store.max_artifact_bytes,
-                    lead_hotkey=lead.hotkey, codec=self.rt.codec, policy=manifest_policy(self.cfg.sync))
+                    lead_hotkey=lead.hotkey, codec=self.rt.codec, policy=manifest_policy(self.cfg, self.rt))
 
     # -- weights --------------------------------------------------------------------------------
     def _maybe_set_weights(self) -> None:

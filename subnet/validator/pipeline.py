@@ -40,11 +40,14 @@ from subnet.protocol.assignment import Assignment, AssignmentParams, heldout_pag
 from subnet.storage.location import LocationPolicy, S3Location, parse_location
 from subnet.sync.aggregate import select_top
 from subnet.sync.apply import GlobalModel
+from subnet.validator.batched_eval import BatchedEvalConfig, score_batch
+from subnet.validator.batched_eval import Item as BatchItem
 from subnet.validator.cohorts import normalise_cohorts
 from subnet.validator.competition import CompetitionConfig, CompetitionState, compute_weights, play_round
 from subnet.validator.copydetect import CopyVerdict, judge_copies
 from subnet.validator.copydetect import Submission as CopyCandidate
 from subnet.validator.intake import IntakeRules, Pinned, Status, Verify, take_in
+from subnet.validator.powevidence import apply_evidence, prune_evidence
 from subnet.validator.sampling import EvaluationSample, SamplingConfig, choose_for_evaluation, record_evaluations
 from subnet.validator.scoring import (
     NO_PROOF_OF_WORK,
@@ -268,14 +271,48 @@ def sample(subs: Sequence[Submission], snap: ChainSnapshot, plan: SamplingPlan |
 
 # -- stage 3: evaluate --------------------------------------------------------------------------------
 def evaluate(subs: Sequence[Submission], assignments: Mapping[int, Assignment], ctx: EvalContext,
-             scorer: Scorer = score_contribution, tied: Mapping[int, int] | None = None) -> list[Submission]:
+             scorer: Scorer = score_contribution, tied: Mapping[int, int] | None = None,
+             batched: BatchedEvalConfig | None = None) -> list[Submission]:
     """Loss before/after on assigned, held-out and control pages for every pending submission (sparse apply).
 
     Near-duplicate twins (`tied`) are also measured on each other's proof pages
-    (`cross_check_ties`), which is what settles who copied whom.
+    (`cross_check_ties`), which is what settles who copied whom. With
+    `batched.batch_contributions` > 1 (and the default scorer) pending
+    submissions of one fragment are scored that many per vmapped pass
+    (batched_eval.py: the same scores within 1e-5).
     """
-    out = [_evaluate_one(s, assignments[s.uid], ctx, scorer) if s.pending else s for s in subs]
+    if batched is not None and batched.batch_contributions > 1 and scorer is score_contribution:
+        out = _evaluate_batched(subs, assignments, ctx, batched.batch_contributions)
+    else:
+        out = [_evaluate_one(s, assignments[s.uid], ctx, scorer) if s.pending else s for s in subs]
     return cross_check_ties(out, tied or {}, assignments, ctx) if tied else out
+
+
+def _evaluate_batched(subs: Sequence[Submission], assignments: Mapping[int, Assignment], ctx: EvalContext,
+                      k: int) -> list[Submission]:
+    """`_evaluate_one` for every pending submission, with scores from `batched_eval.score_batch`, k per pass.
+
+    A chunk whose batched pass raises is scored one at a time instead, so one
+    peer's failure stays that peer's outcome.
+    """
+    judged: dict[int, Submission] = {}
+    pending = [s for s in subs if s.pending]
+    for frag in sorted({s.fragment for s in pending}):
+        group = [s for s in pending if s.fragment == frag]
+        for at in range(0, len(group), k):
+            chunk = group[at:at + k]
+            try:
+                items = [BatchItem(params=ctx.params_of(s.fragment), delta=list(s.sparse or ()),
+                                   assigned=proof_batches(s.uid, assignments[s.uid], ctx)) for s in chunk]
+                scores = score_batch(ctx.model, items, ctx.cfg, ctx.heldout, ctx.control, ctx.baseline)
+            except Exception as exc:  # noqa: BLE001 - our batching must not cost anyone a score: one at a time
+                logger.warning("batched evaluation of {} uploads failed ({}); scoring them one at a time",
+                               len(chunk), exc)
+                scores = [None] * len(chunk)
+            for s, cs in zip(chunk, scores):
+                scorer = score_contribution if cs is None else (lambda *_a, _cs=cs, **_k: _cs)
+                judged[s.uid] = _evaluate_one(s, assignments[s.uid], ctx, scorer)
+    return [judged.get(s.uid, s) for s in subs]
 
 
 def proof_batches(uid: int, assignment: Assignment, ctx: EvalContext) -> list[torch.Tensor]:
@@ -339,7 +376,8 @@ def _evaluate_one(s: Submission, assignment: Assignment, ctx: EvalContext, score
                else Outcome.SCORED if cs.score > 0 else Outcome.NO_IMPROVEMENT)
     return s.judged(outcome, cs.reason, score=cs.score, keep_update=outcome is Outcome.SCORED,
                     heldout_improvement=cs.heldout_improvement, assigned_improvement=cs.assigned_improvement,
-                    random_improvement=cs.random_improvement, proof_of_work=cs.proof_of_work)
+                    random_improvement=cs.random_improvement, proof_of_work=cs.proof_of_work,
+                    pow_t=cs.pow_t if math.isfinite(cs.pow_t) else None)
 
 
 # -- stage 4: settle (ties, floor, cold-start norm gate, the reference norms) --------------------------
@@ -490,6 +528,8 @@ class Verdict:
     slashed: frozenset[int]
     last_evaluated: dict[str, int] | None = None
     """The evaluation history after this window (None without a sampling plan)."""
+    pow_evidence: dict[str, float] | None = None
+    """Every miner's running proof-of-work evidence after this window (None: no accounts were passed in)."""
 
     def selected(self, top_g: int) -> list[Submission]:
         """Per fragment, the `top_g` best eligible submissions (what the lead aggregates)."""
@@ -502,11 +542,21 @@ class Verdict:
 
 def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, ref_norms: Mapping[int, float],
           competition: CompetitionState, opts: ValidatorOptions, comp_cfg: CompetitionConfig,
-          scorer: Scorer = score_contribution, sampling: SamplingPlan | None = None) -> Verdict:
-    """gate -> sample -> evaluate -> settle -> compete over verified submissions (after the loop's rechecks)."""
+          scorer: Scorer = score_contribution, sampling: SamplingPlan | None = None,
+          pow_evidence: Mapping[str, float] | None = None, batched: BatchedEvalConfig | None = None) -> Verdict:
+    """gate -> sample -> evaluate -> settle -> compete over verified submissions (after the loop's rechecks).
+
+    With ``pow_evidence`` (hotkey -> account) and ``ctx.cfg.pow_sequential`` the
+    proof of work is the running evidence of powevidence.py, applied right after
+    evaluation; the new accounts come back in ``Verdict.pow_evidence``.
+    """
     gated = gate(subs, snap.competitors, ref_norms, opts)
     sampled, drawn = sample(gated.subs, snap, sampling, tied=gated.tied)
-    evaluated = evaluate(sampled, snap.assignments, ctx, scorer, tied=gated.tied)
+    evaluated = evaluate(sampled, snap.assignments, ctx, scorer, tied=gated.tied, batched=batched)
+    accounts = None
+    if pow_evidence is not None:
+        evaluated, accounts = apply_evidence(evaluated, pow_evidence, ctx.cfg)
+        accounts = prune_evidence(accounts, [p.hotkey for p in snap.peers])
     final, new_refs = settle(evaluated, gated.tied, ref_norms, opts)
     standing = compete(final, snap, competition, comp_cfg, opts.cohort_method, gated.slashed)
     history = None
@@ -517,7 +567,8 @@ def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, 
             evaluated_hotkeys=[by_uid[u] for u in (drawn.evaluate if drawn else ()) if u in by_uid],
             candidate_hotkeys=[s.hotkey for s in gated.subs if s.pending],
             active_hotkeys=[p.hotkey for p in snap.peers])
-    return Verdict(subs=final, ref_norms=new_refs, standing=standing, slashed=gated.slashed, last_evaluated=history)
+    return Verdict(subs=final, ref_norms=new_refs, standing=standing, slashed=gated.slashed, last_evaluated=history,
+                   pow_evidence=accounts)
 
 
 # -- the shared-store rule ----------------------------------------------------------------------------
