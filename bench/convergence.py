@@ -5,8 +5,10 @@ the protocol the neurons run by default, read from their configs, not literals:
 the codec (`CodecConfig()`), H, batch and inner AdamW (`TrainConfig()`), the outer
 step and top-G (`SyncConfig()`), the fragment count (`ModelConfig()`), pages per
 miner and held-out pages (`ProtocolConfig()`), the validator's scoring
-(`NETWORK_SCORE`) and gates (`ValidatorOptions()`), and one window of staleness
-as in the live timeline. Simulation: bench/convergence_sim.py (real codec, wire,
+(`NETWORK_SCORE`) and gates (`ValidatorOptions()`), one window of staleness
+as in the live timeline, and the miner's rebase onto the newest manifest
+(`RebaseConfig()`, subnet/miner/rebase.py, the same function the miner loop calls)
+when it lands, modelled at `LIVE_ARRIVAL` of the inner steps. Simulation: bench/convergence_sim.py (real codec, wire,
 scoring, selection, manifest and outer step).
 
 In ONE process, per seed, with the same initial model and the same data order, it
@@ -19,7 +21,7 @@ final loss), and bytes uploaded per miner (len() of the real signed artifacts) v
 fp32 gradients of per-step data parallel (4 B x all params x steps).
 
 Other settings appear only as labelled sweep rows: `--row "staleness=0"`,
-`--row "rebase_at=0.5"`, `--row "outer_lr=2,rule=median_norm_clip_support_mean"`
+`--row "rebase_at=1"` (no rebase), `--row "outer_lr=2,rule=median_norm_clip_support_mean"`
 (comma lists of NetConfig field overrides; a row with another inner_steps keeps the
 total steps). Results are rewritten after every arm (partial runs keep what they
 measured) to --out/convergence.json; the centralized curve of each seed is cached
@@ -52,22 +54,31 @@ from convergence_sim import Gates, NetConfig, Setup, run_central, run_network, t
 from loguru import logger  # noqa: E402
 
 from subnet.codec.config import CodecConfig  # noqa: E402
-from subnet.config import ModelConfig, ProtocolConfig, SyncConfig, TrainConfig  # noqa: E402
 from subnet.data.config import DataConfig  # noqa: E402
 from subnet.data.pages import load_pages  # noqa: E402
+from subnet.miner.config import TrainConfig  # noqa: E402
+from subnet.miner.rebase_config import RebaseConfig  # noqa: E402
+from subnet.model.config import ModelConfig  # noqa: E402
 from subnet.model.fragments import partition  # noqa: E402
 from subnet.model.presets import build_model, get_preset  # noqa: E402
 from subnet.node.config import NETWORK_SCORE, ValidatorOptions  # noqa: E402
+from subnet.protocol.config import ProtocolConfig  # noqa: E402
+from subnet.sync.config import SyncConfig  # noqa: E402
 
 LIVE_STALENESS = 1  # the live timeline: miners train on v while manifest v is scored (DESIGN.md, "Timeline")
+LIVE_ARRIVAL = 0.5
+"""Share of the inner steps done before manifest w-1 lands in window w. No protocol constant fixes it (it is
+the lead's fetch + scoring time over the window length); mid-window is the modelled case, and sweep rows
+rebase_at=0.25 / 0.75 show how much the figure depends on it."""
 
 
 def deployed(rounds: int) -> NetConfig:
     """The network arm the neurons run by default, from their default configs."""
     codec, train, sync, model = CodecConfig(), TrainConfig(), SyncConfig(), ModelConfig()
+    rebase_at = LIVE_ARRIVAL if RebaseConfig().enabled else 1.0
     return NetConfig(inner_steps=train.inner_steps, rounds=rounds, outer_lr=sync.outer_lr, chunk=codec.chunk,
                      topk=codec.topk, value_bits=codec.value_bits, ef_decay=codec.ef_decay,
-                     staleness=LIVE_STALENESS, rebase_at=1.0, rule=sync.rule, select=True,
+                     staleness=LIVE_STALENESS, rebase_at=rebase_at, rule=sync.rule, select=True,
                      top_g=sync.top_g, fragments=model.n_fragments)
 
 
@@ -254,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--row", action="append", default=[],
                    help="a labelled sweep row: comma list of NetConfig overrides (repeatable)")
     p.add_argument("--sweep-seeds", default=None, help="seeds for sweep rows (default: the first seed)")
+    p.add_argument("--network-only", action="store_true",
+                   help="no centralized twin (no ratio): network arms only, to run arms side by side in separate "
+                        "processes; their per-round losses compare directly (same seed, same data order)")
+    p.add_argument("--rows-only", action="store_true",
+                   help="run only the --row arms (their seeds' centralized runs, no headline)")
     p.add_argument("--batch", type=int, default=tc.batch_size, help="pages per miner per inner step")
     p.add_argument("--pages-per-miner", type=int, default=pc.pages_per_miner, help="assigned pages per window")
     p.add_argument("--eval-pages", type=int, default=64, help="fixed held-out pages evaluated")
@@ -261,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--central-eval-every", type=int, default=10, help="centralized eval interval (steps)")
     p.add_argument("--threads", type=int, default=1, choices=(1, 2))
     p.add_argument("--out", type=Path, default=Path("/tmp/tessera-convergence"))
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="only merge these convergence.json files (one seed per process) into --out/convergence.json")
+    p.add_argument("--with-central", type=Path, default=None,
+                   help="with --merge: the centralized curve (a central-cache file) for --network-only parts")
+    p.add_argument("--central-cache", type=Path, default=None,
+                   help="cache of centralized curves (default --out/central-cache; share it between runs)")
     return p
 
 
@@ -281,8 +303,49 @@ def table_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
+def merge(paths: list[Path], central: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One results file from several runs of the same headline (e.g. one process per seed): runs and rows joined.
+
+    `central`: a centralized curve (a --central-cache file) for `--network-only` parts, whose arms ran in
+    separate processes; it is attached to every arm that has none (all of them the seed it was run for)
+    and their summaries computed.
+    """
+    parts = [json.loads(p.read_text()) for p in paths]
+    if central is not None:
+        for p in parts:
+            cfg = p["config"]
+            for r in p["main"]["runs"] + p.get("sweep", []):
+                if "summary" not in r:
+                    r["summary"] = summarize(r["network"], central, cfg["n_params"], cfg["steps"])
+                    r["central"] = central
+                    r["central_last20pct_change"] = central_plateau(central)
+    labels = {p["main"]["label"] for p in parts}
+    if len(labels) != 1:
+        raise SystemExit(f"--merge: the files measure different headlines: {sorted(labels)}")
+    out = dict(parts[0])
+    out["main"] = dict(parts[0]["main"], runs=[r for p in parts for r in p["main"]["runs"]])
+    out["sweep"] = [r for p in parts for r in p.get("sweep", [])]
+    out["commands"] = [p["command"] for p in parts]
+    out["elapsed_s_each"] = [p.get("elapsed_s") for p in parts]
+    out["cpu_s_each"] = [p.get("cpu_s") for p in parts]
+    out["complete"] = all(p.get("complete") for p in parts)
+    out["config"] = dict(parts[0]["config"], seeds=[r["seed"] for r in out["main"]["runs"]])
+    runs = out["main"]["runs"]
+    out["main"]["summary"] = {k: {"mean": statistics.mean(r["summary"][k] for r in runs),
+                                  "stdev": statistics.stdev(r["summary"][k] for r in runs) if len(runs) > 1 else 0.0,
+                                  "values": [r["summary"][k] for r in runs]}
+                              for k in ("loss_ratio", "token_equivalence", "upload_reduction_vs_ddp_fp32")}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.merge:
+        merged = merge(args.merge, json.loads(args.with_central.read_text()) if args.with_central else None)
+        atomic_write(args.out / "convergence.json", json.dumps(merged, indent=1, default=str).encode())
+        for k, v in merged["main"]["summary"].items():
+            print(f"{k}: {v['mean']:.4f} +- {v['stdev']:.4f} {v['values']}")
+        return 0
     command = ".venv/bin/python bench/convergence.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     torch.set_num_threads(args.threads)
@@ -325,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"sweep row: {r.label()}")
     sys.stdout.flush()
-    cache = args.out / "central-cache"
+    cache = args.central_cache or args.out / "central-cache"
     results: dict[str, Any] = {
         "command": command, "host": platform.node(), "torch": torch.__version__,
         "config": {"preset": args.preset, "n_params": n_params, "fragment_params": frag_params,
@@ -347,7 +410,18 @@ def main(argv: list[str] | None = None) -> int:
 
     centrals: dict[int, dict[str, Any]] = {}
 
+    def network_only(seed: int, v: NetConfig, where: list[dict[str, Any]]) -> None:
+        net = run_network(pages, setup, seed, v)
+        where.append({"seed": seed, "label": v.label(), "net": asdict(v), "network": net})
+        save()
+        print(f"  seed {seed} {v.label()}: network held-out loss {net['curve']['loss'][-1]:.4f} "
+              f"[{net['seconds']:.0f}s]")
+        sys.stdout.flush()
+
     def headline(seed: int) -> None:
+        if args.network_only:
+            network_only(seed, main_net, results["main"]["runs"])
+            return
         ts = time.perf_counter()
         central = centrals[seed] = central_cached(cache, pages, setup, seed, main_net)
         net = run_network(pages, setup, seed, main_net)
@@ -364,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
 
     def sweep(seed: int) -> None:
+        if args.network_only:
+            for v in rows:
+                network_only(seed, v, results["sweep"])
+            return
         if seed not in centrals:
             centrals[seed] = central_cached(cache, pages, setup, seed, main_net)
         for v in rows:
@@ -378,11 +456,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # the first seed's headline, then the sweep rows (their comparison is on that seed), then the other seeds
     sweep_seeds = parse_list(args.sweep_seeds, int) if args.sweep_seeds else seeds[:1]
-    headline(seeds[0])
+    if not args.rows_only:
+        headline(seeds[0])
     for seed in sweep_seeds if rows else []:
         sweep(seed)
-    for seed in seeds[1:]:
+    for seed in seeds[1:] if not args.rows_only else []:
         headline(seed)
+    if args.rows_only or args.network_only:
+        results["complete"] = True
+        save()
+        print(f"wrote {json_path}; total {time.perf_counter() - t_start:.0f}s wall, {time.process_time():.0f}s CPU")
+        return 0
 
     runs = results["main"]["runs"]
     print()

@@ -10,9 +10,10 @@ node runs). Miners are simulated one after another; a round is a window.
 
 Staleness follows the live timeline: during window w miners hold version v-1
 (manifest w-1 is still being scored), the validator scores on version v and
-applies to v. `rebase_at` models a miner that applies the newest manifest to
-its weights when it lands part-way through its inner steps (0 = the miner
-waits for it: no staleness; 1 = it never rebases: the deployed behaviour).
+applies to v. `rebase_at` is when the newest manifest lands part-way through
+the miner's inner steps, and the miner rebases onto it with the loop's own
+`subnet.miner.rebase.train_rebasing` (0 = it is there before training: no
+staleness; 1 = it lands after training: no rebase, the previous default).
 
 Nothing here is a mock: a row differs from the headline only in the fields
 of its `NetConfig`.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -33,9 +35,10 @@ from bittensor.sp_core import Keypair
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
 from subnet.codec.wire import ArtifactHeader, expected_max_bytes, read_artifact, write_artifact
-from subnet.config import TrainConfig
 from subnet.data.pages import TokenPages
-from subnet.miner.train import AdamState, inner_train, lm_loss, lr_at
+from subnet.miner.config import TrainConfig
+from subnet.miner.rebase import train_rebasing
+from subnet.miner.train import AdamState, lm_loss, lr_at
 from subnet.model.fragments import fragment_shapes, partition, trainable_parameters
 from subnet.model.presets import build_model
 from subnet.protocol.assignment import AssignmentParams, assign_all, heldout_pages, random_pages
@@ -68,6 +71,9 @@ class NetConfig:
     """Validator selection: scores, gates, positive only, top-G (False: keep every contribution)."""
     top_g: int = 8
     fragments: int = 2
+    outer_momentum: float = 0.0
+    """Bench-only Nesterov outer momentum (DiLoCo) after the protocol's outer step: a measurement of whether it
+    is worth building into the consensus outer step (it is not in the protocol; 0 = the protocol)."""
 
     @property
     def density(self) -> float:
@@ -81,6 +87,7 @@ class NetConfig:
         stale = f"stale={self.staleness}" + (f" rebase@{self.rebase_at:g}" if self.staleness and self.rebase_at < 1
                                              else "")
         rule = "" if self.rule == RULE else " support-mean"
+        rule += f" nesterov={self.outer_momentum:g} (bench-only)" if self.outer_momentum else ""
         sel = f" top-{self.top_g}+gates" if self.select else " keep-all"
         return (f"H={self.inner_steps} R={self.rounds} F={self.fragments} outer_lr={self.outer_lr:g} "
                 f"density={100 * self.density:.2f}% {stale}{rule}{sel}")
@@ -202,10 +209,28 @@ def run_central(pages: TokenPages, setup: Setup, seed: int, inner_steps: int, ro
             step += 1
             if step % setup.central_eval_every == 0 or step == inner_steps * rounds:
                 curve.add(step * per_step, evaluate(model, pages, setup))
+            if step % 100 == 0:
+                _progress(f"central seed {seed}: step {step} loss {curve.loss[-1]:.4f} "
+                          f"[{time.perf_counter() - t0:.0f}s]")
     return {"curve": asdict(curve), "seconds": time.perf_counter() - t0, "steps": step}
 
 
 # --------------------------------------------------------------------------- the network
+
+
+def _progress(text: str) -> None:
+    """A progress line on stderr, so a run cut short still shows how far it got."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _outer_momentum(model: torch.nn.Module, before: dict[str, torch.Tensor], mom: dict[str, torch.Tensor],
+                    outer_lr: float, beta: float) -> None:
+    """Turn the outer step just applied (before -> now) into Nesterov: m = beta m + d; p = before - lr (d + beta m)."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            d = (before[n] - p) / outer_lr
+            m = mom[n] = d if n not in mom else beta * mom[n] + d
+            p.copy_(before[n] - outer_lr * (d + beta * m))
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -280,28 +305,24 @@ def _train_miner(trainer: torch.nn.Module, current: dict[str, torch.Tensor] | No
                  rebase_steps: int | None) -> tuple[dict[str, torch.Tensor], AdamState, int]:
     """H inner steps from `trainer`'s weights; with `rebase_steps`, rebase onto `current` after that many.
 
-    Rebasing: after h0 steps from the stale base (pseudo-grad p1 so far), the miner
-    loads the newest version and continues from newest - p1; its pseudo-grad against
-    the newest version is then p1 + p2, and that version is its artifact's base.
+    The miner loop's own `train_rebasing` (subnet/miner/rebase.py): the newest version
+    "lands" after `rebase_steps` inner steps, where the loop would find it in the lead's store.
     """
+    def newer() -> bool:
+        assert current is not None
+        trainer.load_state_dict(current)
+        return True
+
     if rebase_steps is None or current is None or rebase_steps >= cfg.inner_steps:
-        res = inner_train(trainer, frag, iter(batches), cfg, state, start_step=start_step)
-        return res.pseudo_grad, res.optimizer_state, res.stats.end_step
-    h0 = max(0, rebase_steps)
-    p1: dict[str, torch.Tensor] = {}
-    end = start_step
-    if h0:
-        res = inner_train(trainer, frag, iter(batches[:h0]), replace(cfg, inner_steps=h0), state, start_step=end)
-        p1, state, end = res.pseudo_grad, res.optimizer_state, res.stats.end_step
-    trainer.load_state_dict(current)
-    params = trainable_parameters(trainer, frag)
-    with torch.no_grad():
-        for n, g in p1.items():
-            params[n].sub_(g)
-    rest = cfg.inner_steps - h0
-    res = inner_train(trainer, frag, iter(batches[h0:]), replace(cfg, inner_steps=rest), state, start_step=end)
-    total = {n: (p1[n] + g) if n in p1 else g for n, g in res.pseudo_grad.items()}
-    return total, res.optimizer_state, res.stats.end_step
+        check, hook = 0, None
+    elif rebase_steps <= 0:  # the manifest is there before the first step: train on it
+        trainer.load_state_dict(current)
+        check, hook = 0, None
+    else:
+        check, hook = rebase_steps, newer
+    out = train_rebasing(trainer, frag, iter(batches), cfg, state, start_step=start_step, check_every=check,
+                         newer=hook)
+    return out.result.pseudo_grad, out.result.optimizer_state, out.result.stats.end_step
 
 
 def run_network(pages: TokenPages, setup: Setup, seed: int, net: NetConfig) -> dict[str, Any]:
@@ -319,6 +340,7 @@ def run_network(pages: TokenPages, setup: Setup, seed: int, net: NetConfig) -> d
     encoders: dict[tuple[int, int], Encoder] = {}
     uploaded = {uid: 0 for uid in range(setup.miners)}
     ref_norms: dict[int, float] = {}
+    momentum: dict[str, torch.Tensor] = {}
     kept_per_round: list[int] = []
     dropped: dict[str, int] = {}
     artifacts = 0
@@ -377,10 +399,15 @@ def run_network(pages: TokenPages, setup: Setup, seed: int, net: NetConfig) -> d
         ts = time.perf_counter()
         manifest = build_manifest(netuid=NETUID, window=rnd, base_version=gm.version, contributions=sel.kept,
                                   outer_lr=net.outer_lr, top_g=net.top_g, rule=net.rule)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()} if net.outer_momentum else None
         apply_decoded(gm, manifest, [decoded[e.uid] for e in manifest.entries], verify_hash=False)
+        if before is not None:
+            _outer_momentum(model, before, momentum, net.outer_lr, net.outer_momentum)
         t_apply += time.perf_counter() - ts
         previous = current
         curve.add((rnd + 1) * net.inner_steps * per_step, evaluate(model, pages, setup))
+        _progress(f"network seed {seed} {net.label()}: round {rnd + 1} tokens {curve.tokens[-1]} loss "
+                  f"{curve.loss[-1]:.4f} kept {len(sel.kept)} [{time.perf_counter() - t0:.0f}s]")
     return {
         "curve": asdict(curve), "seconds": time.perf_counter() - t0,
         "seconds_train": t_train, "seconds_codec": t_codec, "seconds_select": t_select, "seconds_apply": t_apply,

@@ -17,6 +17,7 @@ This is the honest miner only: the adversaries of tests, benches and the demo
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ from subnet.device.memory import describe, memory_report, reset_peak
 from subnet.device.select import DeviceChoice, select_device
 from subnet.errors import ChainError, SubnetError
 from subnet.miner.distributed import DistributedTrainer, shard_batches
+from subnet.miner.rebase import Newer, train_rebasing
+from subnet.miner.rebase_config import RebaseConfig
 from subnet.miner.state import MinerState
-from subnet.miner.train import inner_train, prepare_training
+from subnet.miner.train import prepare_training
 from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
@@ -76,7 +79,7 @@ class Miner:
         if self.state.version != rt.gm.version:
             # the model file and the state file are saved one after the other; trust the model file
             self.state.version = rt.gm.version
-        self.events = EventLog(rt.events_path("miner")) if rt.events_dir else None
+        self.events = EventLog(rt.events_path("miner"), **rt.cfg.telemetry.rotation) if rt.events_dir else None
         self._stop = False
         self._encoders: dict[int, Encoder] = {}
         # the device: training runs on a replica of the host fp32 global model (the model itself on CPU)
@@ -85,6 +88,8 @@ class Miner:
         self.train_runtime = prepare_training(self.replica.model, self.device.device, self.device.autocast_dtype,
                                               getattr(rt.cfg, "compute", None))
         self.dist: DistributedTrainer | None = None
+        self._lead: tuple[Any, Any] | None = None
+        """(lead peer, its store) of the window being trained: where a mid-window manifest is looked for."""
         """Set under torchrun (subnet.miner.distributed): rank 0 trains each window with the worker ranks."""
         logger.info("miner on {}: {}", self.device.label, describe(memory_report(self.device.device)))
 
@@ -131,10 +136,11 @@ class Miner:
         me = rt.require_registered(peers)  # raises Deregistered: never train under a recycled uid
         lead = lead_validator(peers)
         lead_store = self.peer_stores.get(lead.location) if lead is not None else None
+        self._lead = (lead, lead_store) if lead_store is not None else None
         if lead_store is not None:
             with host_apply(rt.gm.model):  # manifests land on the host fp32 copy, whatever the device
                 outcome = follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
-                                      lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg.sync))
+                                      lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg, rt))
             if outcome.changed:
                 persist(rt.gm, rt.state_dir)
                 self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash)
@@ -194,6 +200,7 @@ class Miner:
 
     def _honest(self, w: int, mine: Assignment, fragment: Fragment, header: ArtifactHeader) -> tuple[bytes, dict]:
         pg, stats = self._train(fragment, mine.pages, w)
+        header = dataclasses.replace(header, base_version=self.rt.gm.version)  # moved on if training rebased
         enc = self._encoder(fragment)
         t0 = time.perf_counter()
         encoded = enc.encode(pg)
@@ -230,11 +237,39 @@ class Miner:
                                   start_step=self.state.step)
         else:
             batches = shard_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
-            res = inner_train(model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step,
-                              runtime=self.train_runtime)
+            rebase: RebaseConfig = getattr(self.cfg, "rebase", RebaseConfig())
+            res = train_rebasing(model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step,
+                                 check_every=rebase.check_every, newer=self._rebase_hook(window, rebase),
+                                 runtime=self.train_runtime).result
         self.state.adam = res.optimizer_state
         self.state.step = res.stats.end_step
         return res.pseudo_grad, res.stats
+
+    def _rebase_hook(self, w: int, rebase: RebaseConfig) -> Newer | None:
+        """Applies the lead's manifest w-1 if it has landed (subnet/miner/rebase.py); None: nothing to wait for.
+
+        Called between inner-step segments, when the training copy holds the global version exactly.
+        Off under torchrun (every rank would have to rebase at the same step) and once w-1 is applied.
+        """
+        if not rebase.enabled or self.dist is not None or self._lead is None or w < 1:
+            return None
+        if self.rt.gm.last_manifest_window >= w - 1:
+            return None
+        lead, lead_store = self._lead
+        rt = self.rt
+
+        def newer() -> bool:
+            with host_apply(rt.gm.model):
+                outcome = follow_lead(rt.gm, lead_store, rt.netuid, w - 1, self.cfg.store.max_artifact_bytes,
+                                      lead_hotkey=lead.hotkey, codec=rt.codec, policy=manifest_policy(self.cfg, rt))
+            if not outcome.changed:
+                return False
+            persist(rt.gm, rt.state_dir)
+            self.replica.refresh()
+            self._emit("synced", version=rt.gm.version, model_hash=rt.gm.model_hash, rebased=True)
+            return True
+
+        return newer
 
     def _encoder(self, fragment: Fragment) -> Encoder:
         enc = self._encoders.get(fragment.index)
