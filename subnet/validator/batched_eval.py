@@ -30,7 +30,6 @@ Measured speed-up on this CPU and the choice of default: docs/BENCHMARKS.md
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,17 +44,13 @@ from subnet.codec.errors import BadShape
 from subnet.codec.sparseloco import EncodedUpdate, SparseTensor, decode_sparse
 from subnet.errors import ConfigError
 from subnet.validator.scoring import (
-    NO_PROOF_OF_WORK,
     Baseline,
     ContributionScore,
     Delta,
     ScoreConfig,
     _delta_stats,
-    _improvement,
-    _linear,
-    _mean,
-    _t_stat,
     score_contribution,
+    score_from_losses,
 )
 
 
@@ -214,54 +209,6 @@ def _assigned_after(model: nn.Module, stacked: Mapping[str, torch.Tensor],
 def _finish(delta: Sequence[SparseTensor], cfg: ScoreConfig, baseline: Baseline, own_before: list[float],
             held_after_p: list[float], rand_after_p: list[float], own_after: list[float], n_h: int,
             n_r: int) -> ContributionScore:
-    """score_contribution's arithmetic from the measured page losses, kept line for line with it.
-
-    Duplicated because scoring.py exposes no pure losses -> score function
-    (another owner's module); test_validator_batched_eval.py compares every
-    ContributionScore field against score_contribution, so any drift fails
-    there. If scoring.py grows such a function, call it here instead.
-    """
-    nan = float("nan")
-
-    def zero(reason: str, **measured: float) -> ContributionScore:
-        fields = dict(heldout_before=baseline.heldout_loss, heldout_after=nan, heldout_improvement=nan,
-                      assigned_improvement=nan, random_improvement=nan, control_improvement=nan)
-        fields.update(measured)
-        return ContributionScore(**fields, proof_of_work=False, score=0.0, reason=reason)  # type: ignore[arg-type]
-
-    assigned_before, assigned_after = _mean(own_before), _mean(own_after)
-    heldout_after, random_after = _mean(held_after_p), _mean(rand_after_p)
-    held = _improvement(baseline.heldout_loss, heldout_after, cfg.relative)
-    own = _improvement(assigned_before, assigned_after, cfg.relative)
-    rand = _improvement(baseline.random_loss, random_after, cfg.relative) if n_r else nan
-    est, rand_est, lin_h, lin_ref = held, rand, nan, nan
-    if baseline.has_reference:
-        try:
-            lin_ref = _linear(baseline.reference_grad, delta, cfg.eval_lr, baseline.reference_loss, cfg.relative)  # type: ignore[arg-type]
-            lin_h = _linear(baseline.heldout_grad, delta, cfg.eval_lr, baseline.heldout_loss, cfg.relative)  # type: ignore[arg-type]
-            est = held - lin_h + lin_ref
-            if n_r and baseline.random_grad is not None:
-                rand_est = rand - _linear(baseline.random_grad, delta, cfg.eval_lr, baseline.random_loss,
-                                          cfg.relative) + lin_ref
-        except BadShape as exc:
-            return zero(f"malformed update: {exc}")
-    control = (est * n_h + rand_est * n_r) / (n_h + n_r) if n_r else est
-    own_pages = [_improvement(b, a, cfg.relative) for b, a in zip(own_before, own_after)]
-    held_pages = [_improvement(b, a, cfg.relative) for b, a in zip(baseline.heldout_page_losses, held_after_p)]
-    rand_pages = [_improvement(b, a, cfg.relative) for b, a in zip(baseline.random_page_losses, rand_after_p)]
-    ctrl_pages = held_pages + rand_pages  # as scoring.score_contribution: the Welch t of the per-page improvements
-    t = _t_stat(_mean(own_pages) - _mean(ctrl_pages), own_pages, ctrl_pages)
-    measured = dict(heldout_after=heldout_after, heldout_improvement=held, assigned_improvement=own,
-                    random_improvement=rand, control_improvement=control, estimated_improvement=est,
-                    heldout_linear=lin_h, reference_linear=lin_ref, pow_t=t, assigned_pages=tuple(own_pages),
-                    heldout_pages=tuple(held_pages), random_pages=tuple(rand_pages))
-    if not all(math.isfinite(x) for x in (held, est, own, control, assigned_before)):
-        return zero("non-finite loss", **measured)
-    pow_ok = own > control + cfg.pow_ratio * abs(control) + cfg.pow_margin
-    if cfg.pow_z > 0 and math.isfinite(t):
-        pow_ok = pow_ok and t > cfg.pow_z
-    if not pow_ok and not cfg.pow_sequential:  # sequential: powevidence.apply_evidence decides from the account
-        return ContributionScore(heldout_before=baseline.heldout_loss, **measured, proof_of_work=False,
-                                 score=min(0.0, est), reason=NO_PROOF_OF_WORK)
-    return ContributionScore(heldout_before=baseline.heldout_loss, **measured, proof_of_work=pow_ok,
-                             score=est, reason="ok" if est > 0 else "no held-out improvement")
+    """The score from the losses measured in the batched pass: scoring.score_from_losses, the one definition."""
+    return score_from_losses(delta, cfg, baseline, own_before=own_before, own_after=own_after,
+                             held_after=held_after_p, rand_after=rand_after_p, n_heldout=n_h, n_random=n_r)

@@ -80,6 +80,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -452,6 +453,15 @@ def _improvement(before: float, after: float, relative: bool) -> float:
     return diff / before if relative else diff
 
 
+def _zeroed(baseline: Baseline, reason: str, **measured: float) -> ContributionScore:
+    """A zero score with what was measured before the reason to stop (the rest NaN)."""
+    nan = float("nan")
+    fields = dict(heldout_before=baseline.heldout_loss, heldout_after=nan, heldout_improvement=nan,
+                  assigned_improvement=nan, random_improvement=nan, control_improvement=nan)
+    fields.update(measured)
+    return ContributionScore(**fields, proof_of_work=False, score=0.0, reason=reason)  # type: ignore[arg-type]
+
+
 def score_contribution(
     model: nn.Module,
     params: Mapping[str, torch.Tensor],
@@ -463,13 +473,7 @@ def score_contribution(
     baseline: Baseline,
 ) -> ContributionScore:
     """Apply, evaluate, restore; return the measured score (never raises for bad miner work)."""
-    nan = float("nan")
-
-    def zero(reason: str, **measured: float) -> ContributionScore:
-        fields = dict(heldout_before=baseline.heldout_loss, heldout_after=nan, heldout_improvement=nan,
-                      assigned_improvement=nan, random_improvement=nan, control_improvement=nan)
-        fields.update(measured)
-        return ContributionScore(**fields, proof_of_work=False, score=0.0, reason=reason)  # type: ignore[arg-type]
+    zero = partial(_zeroed, baseline)
 
     if isinstance(delta, EncodedUpdate):
         delta = decode_sparse(delta)  # decode once, not per use
@@ -489,24 +493,42 @@ def score_contribution(
             own_after = page_losses(model, assigned_batches)
     except BadShape as exc:
         return zero(f"malformed update: {exc}")
+    return score_from_losses(delta, cfg, baseline, own_before=own_before, own_after=own_after,
+                             held_after=held_after_p, rand_after=rand_after_p, n_heldout=len(heldout_batches),
+                             n_random=len(random_batches))
+
+
+def score_from_losses(delta: Sequence[SparseTensor] | Mapping[str, torch.Tensor], cfg: ScoreConfig,
+                      baseline: Baseline, *, own_before: Sequence[float], own_after: Sequence[float],
+                      held_after: Sequence[float], rand_after: Sequence[float], n_heldout: int,
+                      n_random: int) -> ContributionScore:
+    """The score from measured per-page losses: pure, shared by `score_contribution` and batched_eval.py.
+
+    One definition of the arithmetic (improvements, the control variate, the
+    proof-of-work test and its Welch t), so a batched evaluation can only
+    differ from one-at-a-time scoring by the losses it measured.
+    """
+    nan = float("nan")
+    held_after_p, rand_after_p, n_h, n_r = list(held_after), list(rand_after), n_heldout, n_random
+    zero = partial(_zeroed, baseline)
+
     assigned_before, assigned_after = _mean(own_before), _mean(own_after)
     heldout_after, random_after = _mean(held_after_p), _mean(rand_after_p)
 
     held = _improvement(baseline.heldout_loss, heldout_after, cfg.relative)
     own = _improvement(assigned_before, assigned_after, cfg.relative)
-    rand = _improvement(baseline.random_loss, random_after, cfg.relative) if random_batches else float("nan")
-    est, rand_est, lin_h, lin_ref = held, rand, float("nan"), float("nan")
+    rand = _improvement(baseline.random_loss, random_after, cfg.relative) if n_r else nan
+    est, rand_est, lin_h, lin_ref = held, rand, nan, nan
     if baseline.has_reference:  # control variate: first-order term from the reference set
         try:
             lin_ref = _linear(baseline.reference_grad, delta, cfg.eval_lr, baseline.reference_loss, cfg.relative)  # type: ignore[arg-type]
             lin_h = _linear(baseline.heldout_grad, delta, cfg.eval_lr, baseline.heldout_loss, cfg.relative)  # type: ignore[arg-type]
             est = held - lin_h + lin_ref
-            if random_batches and baseline.random_grad is not None:
+            if n_r and baseline.random_grad is not None:
                 rand_est = rand - _linear(baseline.random_grad, delta, cfg.eval_lr, baseline.random_loss,
                                           cfg.relative) + lin_ref
         except BadShape as exc:
             return zero(f"malformed update: {exc}")
-    n_h, n_r = len(heldout_batches), len(random_batches)
     control = (est * n_h + rand_est * n_r) / (n_h + n_r) if n_r else est
     own_pages = [_improvement(b, a, cfg.relative) for b, a in zip(own_before, own_after)]
     held_pages = [_improvement(b, a, cfg.relative) for b, a in zip(baseline.heldout_page_losses, held_after_p)]
