@@ -12,10 +12,10 @@ import asyncio
 
 import bittensor_core
 import pytest
-from bittensor._transport.codec import RuntimeCodec, strip_option_opaque_metadata
+from bittensor._transport.codec import RuntimeCodec
+from harness.substrate_face import face_rpc, fresh_face, sdk_codec
 
-from subnet.devnet.config import SPEC_VERSION, DevnetConfig
-from subnet.devnet.node import Node
+from subnet.devnet.config import SPEC_VERSION
 from subnet.devnet.server import RpcError
 from subnet.devnet.substrate_rpc import scale
 from subnet.devnet.substrate_rpc.face import SubstrateFace
@@ -28,22 +28,11 @@ BOB = bittensor_core.Keypair.create_from_uri("//Bob").ss58_address
 
 @pytest.fixture
 def face(tmp_path):
-    node = Node(DevnetConfig(dir=tmp_path / "devnet", block_ms=0))
-    node.produce_block()
-    yield SubstrateFace(node)
-    node.close()
+    yield from fresh_face(tmp_path)
 
 
-def rpc(face: SubstrateFace, method: str, *params):
-    return asyncio.run(face.call(method, list(params)))
-
-
-def codec_from(face: SubstrateFace) -> RuntimeCodec:
-    """The codec the SDK builds: metadata fetched the way `_transport.runtime` fetches it."""
-    raw = bytes.fromhex(rpc(face, "state_call", "Metadata_metadata_at_version", "0x0f000000")[2:])
-    version = rpc(face, "state_getRuntimeVersion")
-    return RuntimeCodec(strip_option_opaque_metadata(raw), spec_version=version["specVersion"],
-                        transaction_version=version["transactionVersion"])
+rpc = face_rpc
+codec_from = sdk_codec
 
 
 def test_compact_encoding_matches_the_sdk_codec():

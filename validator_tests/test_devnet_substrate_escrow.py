@@ -15,10 +15,9 @@ import asyncio
 import bittensor_core
 import pytest
 from bittensor._transport.codec import RuntimeCodec, strip_option_opaque_metadata
+from harness.substrate_face import face_rpc, fresh_face
 
 from subnet.devnet.codec import from_wire
-from subnet.devnet.config import DevnetConfig
-from subnet.devnet.node import Node
 from subnet.devnet.server import RpcError
 from subnet.devnet.substrate_rpc.escrow import EscrowBook, EscrowRefused, commit_bytes
 from subnet.devnet.substrate_rpc.extrinsics import ScaleExtrinsic
@@ -31,14 +30,10 @@ ESCROW = {"hotkey": ALICE.ss58_address, "uids": [1, 2], "values": [65535, 100], 
 
 @pytest.fixture
 def face(tmp_path):
-    node = Node(DevnetConfig(dir=tmp_path / "devnet", block_ms=0))
-    node.produce_block()
-    yield SubstrateFace(node)
-    node.close()
+    yield from fresh_face(tmp_path)
 
 
-def _call(face: SubstrateFace, method: str, *params):
-    return asyncio.run(face.call(method, list(params)))
+_call = face_rpc
 
 
 def _signed_commit(face: SubstrateFace, *, nonce: int, commit: bytes = COMMIT) -> bytes:

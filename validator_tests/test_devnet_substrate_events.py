@@ -13,10 +13,8 @@ import asyncio
 
 import bittensor_core
 import pytest
-from bittensor._transport.codec import RuntimeCodec, strip_option_opaque_metadata
+from harness.substrate_face import face_rpc, fresh_face, sdk_codec
 
-from subnet.devnet.config import DevnetConfig
-from subnet.devnet.node import Node
 from subnet.devnet.substrate_rpc.face import SubstrateFace
 
 ALICE = bittensor_core.Keypair.create_from_uri("//Alice")
@@ -25,21 +23,11 @@ BOB = bittensor_core.Keypair.create_from_uri("//Bob").ss58_address
 
 @pytest.fixture
 def face(tmp_path):
-    node = Node(DevnetConfig(dir=tmp_path / "devnet", block_ms=0))
-    node.produce_block()
-    yield SubstrateFace(node)
-    node.close()
+    yield from fresh_face(tmp_path)
 
 
-def _call(face: SubstrateFace, method: str, *params):
-    return asyncio.run(face.call(method, list(params)))
-
-
-def _codec(face: SubstrateFace) -> RuntimeCodec:
-    raw = bytes.fromhex(_call(face, "state_call", "Metadata_metadata_at_version", "0x0f000000")[2:])
-    version = _call(face, "state_getRuntimeVersion")
-    return RuntimeCodec(strip_option_opaque_metadata(raw), spec_version=version["specVersion"],
-                        transaction_version=version["transactionVersion"])
+_call = face_rpc
+_codec = sdk_codec
 
 
 async def _submit_and_seal(face: SubstrateFace, data: bytes) -> None:
