@@ -207,3 +207,27 @@ def test_btcli_writes_transfer_stake_and_owner_hyperparameter(net):
     btcli(net, "hparams", "set", "--netuid", str(result.netuid), "--name", "serving_rate_limit", "--value", "60",
           "-w", result.owner.wallet, "-y")
     assert json_face.query(st.ServingRateLimit, [result.netuid]) == 60
+
+
+def test_btcli_creates_and_regenerates_wallets_that_the_devnet_then_funds(net):
+    """`wallet create` / `regen-coldkey` / `regen-hotkey` as an operator runs them (no prompts), then on-chain use."""
+    import bittensor_core
+
+    _, result, json_face, _, tmp = net
+    created = btcli(net, "wallet", "create", "-w", "fresh", "-H", "hk", "--no-password", "--n-words", "12")
+    fresh = bt.Wallet("fresh", "hk", str(tmp / "wallets"))
+    assert fresh.coldkeypub.ss58_address and fresh.hotkey.ss58_address
+    assert fresh.coldkeypub.ss58_address in json.dumps(created)  # btcli reports the key it wrote
+    seed = "0x" + "17" * 32
+    btcli(net, "wallet", "regen-coldkey", "-w", "regen", "--seed", seed, "--no-password")
+    btcli(net, "wallet", "regen-hotkey", "-w", "regen", "-H", "hk", "--seed", "0x" + "29" * 32)
+    regen = bt.Wallet("regen", "hk", str(tmp / "wallets"))
+    expected = bittensor_core.Keypair.create_from_seed(bytes.fromhex(seed[2:])).ss58_address
+    assert regen.coldkeypub.ss58_address == expected
+    assert regen.hotkey.ss58_address == bittensor_core.Keypair.create_from_seed(bytes([0x29] * 32)).ss58_address
+    out = btcli(net, "wallet", "transfer", "--dest", regen.coldkeypub.ss58_address, "--amount-tao", "3",
+                "-w", result.owner.wallet, "-y")
+    assert out["success"], out
+    assert json_face.balances.get(regen.coldkeypub.ss58_address).rao == 3 * 10**9
+    shown = btcli(net, "wallet", "balance", "-w", "regen")
+    assert "3" in json.dumps(shown) and regen.coldkeypub.ss58_address in json.dumps(shown)
