@@ -9,17 +9,14 @@ send hostile carriers through the SDK's transport.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import bittensor as bt
 import bittensor_core
 import pytest
 from cryptography.hazmat.primitives.asymmetric import mlkem
+from harness.btcli import run_btcli as btcli_json
 from harness.devnet import bootstrap, free_port, running_devnet
 
 from subnet.chain import make_subtensor
@@ -35,9 +32,6 @@ from subnet.devnet.substrate_rpc.mev_shield import (
     twox128,
     xchacha20poly1305_decrypt,
 )
-
-BTCLI = Path(sys.executable).with_name("btcli")
-
 
 # -- the author's keys and decryption (fast) ---------------------------------------------
 
@@ -115,14 +109,7 @@ def shield_net(tmp_path_factory):
 
 def run_btcli(net, *args: str) -> dict:
     """The pinned SDK's btcli, non-interactive (no stdin, -y), --json output parsed."""
-    url, tmp = net[4], net[5]
-    env = {**os.environ, "HOME": str(tmp / "home"), "BT_NETWORK": url, "BT_WALLET_PATH": str(tmp / "wallets"),
-           "BT_FALLBACK_ENDPOINTS": "none", "BT_ARCHIVE_ENDPOINTS": "none",
-           "BITTENSOR_RUNTIME_CACHE_DIR": str(tmp / "runtime-cache"), "NO_COLOR": "1"}
-    proc = subprocess.run([str(BTCLI), *args, "-y", "--json"], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
-    assert proc.returncode == 0, f"btcli {' '.join(args)}: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
-    return json.loads(proc.stdout)
+    return btcli_json(net[4], net[5], *args, "-y")
 
 
 def _block(url: str, block_hash: str) -> tuple[list[str], list[tuple[int, str, dict]]]:

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import bittensor as bt
 import bittensor_core
 import pytest
+from harness.btcli import run_btcli as btcli_json
 from harness.devnet import bootstrap, free_port, running_devnet
 
 from subnet.chain import commitment_call, make_subtensor
 from subnet.devnet.config import SUBSTRATE_PORT_ENV
 
 pytestmark = pytest.mark.slow  # a devnet process, a bootstrap and btcli subprocesses
-BTCLI = Path(sys.executable).with_name("btcli")
 COMMITMENT = "s3://bucket/model?endpoint=devnet"
 
 
@@ -58,13 +55,7 @@ def net(tmp_path_factory):
 def btcli(net, *args: str) -> object:
     """Run the pinned SDK's btcli non-interactively; its --json output, parsed."""
     _, _, _, url, tmp = net
-    env = {**os.environ, "HOME": str(tmp / "home"), "BT_NETWORK": url, "BT_WALLET_PATH": str(tmp / "wallets"),
-           "BT_FALLBACK_ENDPOINTS": "none", "BT_ARCHIVE_ENDPOINTS": "none",
-           "BITTENSOR_RUNTIME_CACHE_DIR": str(tmp / "runtime-cache"), "NO_COLOR": "1"}
-    proc = subprocess.run([str(BTCLI), *args, "--json"], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
-    assert proc.returncode == 0, f"btcli {' '.join(args)}: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
-    return json.loads(proc.stdout)
+    return btcli_json(url, tmp, *args)
 
 
 def test_sdk_transport_reads_block_metagraph_commitments_and_weights(net):
