@@ -17,7 +17,7 @@ import bittensor_core
 import pytest
 from cryptography.hazmat.primitives.asymmetric import mlkem
 from harness.btcli import run_btcli as btcli_json
-from harness.devnet import bootstrap, free_port, running_devnet
+from harness.devnet import bootstrap, env_set, free_port, running_devnet
 
 from subnet.chain import make_subtensor
 from subnet.devnet.bootstrap import ensure_wallet
@@ -88,9 +88,7 @@ def test_xchacha20poly1305_matches_libsodium():
 def shield_net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("devnet-mev")
     port = free_port()
-    saved = os.environ.get(SUBSTRATE_PORT_ENV)
-    os.environ[SUBSTRATE_PORT_ENV] = str(port)
-    try:
+    with env_set(SUBSTRATE_PORT_ENV, str(port)):  # the devnet process reads it at start
         with running_devnet(tmp, block_ms=0, allow_admin=True) as handle:
             result = bootstrap(handle, tmp / "wallets", miners=1, commit_reveal=False)
             chain = make_subtensor(handle.network)
@@ -100,11 +98,6 @@ def shield_net(tmp_path_factory):
             assert res.success, res.message
             yield handle, result, chain, newcomer, f"ws://127.0.0.1:{port}", tmp
             chain.close()
-    finally:
-        if saved is None:
-            os.environ.pop(SUBSTRATE_PORT_ENV, None)
-        else:
-            os.environ[SUBSTRATE_PORT_ENV] = saved
 
 
 def run_btcli(net, *args: str) -> dict:

@@ -16,7 +16,7 @@ import bittensor as bt
 import bittensor_core
 import pytest
 from harness.btcli import run_btcli as btcli_json
-from harness.devnet import bootstrap, free_port, running_devnet
+from harness.devnet import bootstrap, env_set, free_port, running_devnet
 
 from subnet.chain import commitment_call, make_subtensor
 from subnet.devnet.config import SUBSTRATE_PORT_ENV
@@ -29,9 +29,7 @@ COMMITMENT = "s3://bucket/model?endpoint=devnet"
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("devnet-substrate")
     port = free_port()
-    saved = os.environ.get(SUBSTRATE_PORT_ENV)
-    os.environ[SUBSTRATE_PORT_ENV] = str(port)  # the devnet process reads it at start
-    try:
+    with env_set(SUBSTRATE_PORT_ENV, str(port)):  # the devnet process reads it at start
         with running_devnet(tmp, block_ms=0, allow_admin=True) as handle:
             result = bootstrap(handle, tmp / "wallets", miners=2, commit_reveal=False)
             json_face = make_subtensor(handle.network)
@@ -45,11 +43,6 @@ def net(tmp_path_factory):
             assert res.success, res.message
             yield handle, result, json_face, f"ws://127.0.0.1:{port}", tmp
             json_face.close()
-    finally:
-        if saved is None:
-            os.environ.pop(SUBSTRATE_PORT_ENV, None)
-        else:
-            os.environ[SUBSTRATE_PORT_ENV] = saved
 
 
 def btcli(net, *args: str) -> object:

@@ -56,6 +56,20 @@ def free_port_pair() -> int:
     raise RuntimeError("no free port pair on 127.0.0.1")
 
 
+@contextlib.contextmanager
+def env_set(name: str, value: str) -> Iterator[None]:
+    """`os.environ[name] = value` for the block, then as it was (module-scoped fixtures cannot use monkeypatch)."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
 def rpc(url: str, method: str, *params: Any, timeout: float = 30.0) -> Any:
     """One blocking JSON-RPC call (a fresh connection; for test control only)."""
     with connect(url, open_timeout=timeout, max_size=64 * 2**20) as ws:
