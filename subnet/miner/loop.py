@@ -36,7 +36,7 @@ from subnet.miner.distributed import DistributedTrainer, shard_batches
 from subnet.miner.rebase import Newer, train_rebasing
 from subnet.miner.rebase_config import RebaseConfig
 from subnet.miner.state import MinerState
-from subnet.miner.train import prepare_training
+from subnet.miner.train import StopRequested, prepare_training, stop_between_steps
 from subnet.model.fragments import Fragment, fragment_shapes
 from subnet.node.chain import lead_validator
 from subnet.node.globalmodel import follow_lead, manifest_policy, persist, restore
@@ -95,7 +95,7 @@ class Miner:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
-        logger.info("stop requested; finishing the current step")
+        logger.info("stop requested; stopping after the current inner step")
         self._stop = True
 
     def run(self, max_windows: int | None = None) -> None:
@@ -119,6 +119,9 @@ class Miner:
                 logger.info("window {}: fragment {} {} ({} bytes){}", res.window, res.fragment,
                             "uploaded" if res.uploaded else "not uploaded", res.nbytes,
                             f" - {res.reason}" if res.reason else "")
+            except StopRequested:
+                logger.info("stopped during window training; nothing uploaded for it")
+                break
             except ChainError as exc:
                 logger.error("chain unavailable: {}; retrying in 5s", exc)
                 self._emit("chain_error", kind=type(exc).__name__, error=str(exc)[:300])
@@ -236,7 +239,9 @@ class Miner:
             res = self.dist.train(model, fragment, rt.pages, pages, self.cfg.train, self.state.adam, window=window,
                                   start_step=self.state.step)
         else:
-            batches = shard_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps)
+            batches = stop_between_steps(
+                shard_batches(rt.pages, pages, self.cfg.train.batch_size, self.cfg.train.inner_steps),
+                lambda: self._stop)
             rebase: RebaseConfig = getattr(self.cfg, "rebase", RebaseConfig())
             res = train_rebasing(model, fragment, batches, self.cfg.train, self.state.adam, start_step=self.state.step,
                                  check_every=rebase.check_every, newer=self._rebase_hook(window, rebase),

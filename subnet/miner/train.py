@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple, Protocol
@@ -58,6 +58,23 @@ class TrainingError(ModelError):
 
 class WindowAborted(TrainingError):
     """A rank failed during the window; every rank stops it together and nothing is uploaded."""
+
+
+class StopRequested(Exception):  # noqa: N818 - a request, not an error: the operator stopped the miner
+    """SIGTERM/SIGINT arrived between inner steps: the window is abandoned (nothing uploaded, not marked done)."""
+
+
+def stop_between_steps(batches: Iterator[torch.Tensor], should_stop: Callable[[], bool]) -> Iterator[torch.Tensor]:
+    """`batches`, but raising StopRequested before the next step once `should_stop()` is true.
+
+    Why: a window of inner steps can take minutes on a real model; an operator's
+    `systemctl stop` (or a test's teardown) should not wait for it, and
+    `inner_train` restores the model exactly when its data source raises.
+    """
+    for batch in batches:
+        if should_stop():
+            raise StopRequested("stop requested between inner steps")
+        yield batch
 
 
 class StepStatus(IntEnum):
