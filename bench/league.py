@@ -10,7 +10,9 @@ codec, real sr25519 signatures, the adversary package's own recipes
 (subnet/adversary/behaviours.py: the broken and forged files are its
 `broken_artifact`, the noisy copy its `noisy_copy`), the validator's pure
 pipeline (verify -> gate -> sample -> evaluate -> settle -> compete, with
-the neurons' default ScoreConfig, ValidatorOptions and CompetitionConfig),
+the neurons' default ScoreConfig, ValidatorOptions and CompetitionConfig; the
+sequential proof-of-work accounts and deferred credits carried window to window
+as the loop persists them),
 and the lead's aggregation (`build_manifest` + `apply_decoded`, SyncConfig
 defaults) applied to the global model each window. The chain is what this
 bench plays (peers, assignments, seeds are plain values, as in
@@ -61,7 +63,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "validator_tests"))
 
-from harness.pipeline_world import DEADLINE, PAGES_PER_MINER, TRAIN, Upload, Window, World  # noqa: E402
+from harness.pipeline_world import DEADLINE, TRAIN, Upload, Window, World  # noqa: E402
 
 from subnet.adversary import behaviours  # noqa: E402
 from subnet.codec import decode, read_artifact  # noqa: E402
@@ -69,6 +71,7 @@ from subnet.codec.sparseloco import EncodedUpdate  # noqa: E402
 from subnet.codec.wire import ArtifactHeader, expected_max_bytes  # noqa: E402
 from subnet.node.chain import Peer  # noqa: E402
 from subnet.protocol.assignment import Assignment, random_pages  # noqa: E402
+from subnet.protocol.config import ProtocolConfig  # noqa: E402
 from subnet.protocol.keys import artifact_key  # noqa: E402
 from subnet.sync.aggregate import Contribution, build_manifest  # noqa: E402
 from subnet.sync.apply import apply_decoded  # noqa: E402
@@ -76,6 +79,7 @@ from subnet.sync.config import SyncConfig  # noqa: E402
 from subnet.validator.competition import CompetitionState  # noqa: E402
 from subnet.validator.copydetect import PARTIAL_SHARE, overlap_stats, support_of  # noqa: E402
 from subnet.validator.pipeline import Verdict  # noqa: E402
+from subnet.validator.powevidence import HeldCredit  # noqa: E402
 from subnet.validator.scoring import mean_loss, page_batches  # noqa: E402
 from subnet.validator.submission import Outcome  # noqa: E402
 
@@ -84,6 +88,9 @@ KINDS = (*behaviours.QUALITY, *behaviours.FREE_RIDERS, *behaviours.BROKEN, "tiny
 ADVERSARY_UID0 = 100
 EVAL_PAGES = 64  # held-out pages of the global-model loss (fixed for the whole run, both twins)
 SLOTS = 40  # disjoint 300-page blocks of the training pages an assignment can take
+PAGES_PER_MINER = ProtocolConfig().pages_per_miner
+"""The protocol's assignment size (16), as the neurons run it: TRAIN's 4 steps x 8 pages cover each page twice,
+so every proof-of-work page was trained on (pipeline_world's 64-page assignment leaves half of them unseen)."""
 
 
 class LeagueWorld(World):
@@ -125,6 +132,10 @@ class Twin:
     losses: list[float] = field(default_factory=list)
     history: list[tuple[int, EncodedUpdate, int]] = field(default_factory=list)
     """(window, encoded honest update, its base version): what a replayer can re-sign."""
+    pow_evidence: dict[str, float] = field(default_factory=dict)
+    """hotkey -> running proof-of-work account (the network's sequential rule), carried window to window."""
+    pow_credits: dict[str, HeldCredit] = field(default_factory=dict)
+    """hotkey -> held proof-of-work credit (the one-window deferred credit), carried window to window."""
 
 
 def _scaled(update: Mapping[str, torch.Tensor], k: float) -> dict[str, torch.Tensor]:
@@ -249,15 +260,20 @@ def play_window(twin: Twin, roster: Mapping[int, str], window: int, state_dir: s
     verified = win.verified()
     sparse = {s.uid: support_of(list(s.sparse)) for s in verified if s.uid in honest and s.sparse is not None}
     shares += [overlap_stats(sparse[a], sparse[b]).share for a, b in itertools.permutations(sorted(sparse), 2)]
-    v = win.judge(subs=verified, ref_norms=twin.ref_norms, competition=twin.comp)
+    v = win.judge(subs=verified, ref_norms=twin.ref_norms, competition=twin.comp, pow_evidence=twin.pow_evidence,
+                  pow_credits=twin.pow_credits)
     twin.ref_norms, twin.comp = v.ref_norms, v.standing.competition
+    twin.pow_evidence, twin.pow_credits = v.pow_evidence or {}, v.pow_credits or {}
+    released = {c.uid for c in v.standing.released}
     aggregated = _aggregate(w, v, window)
     with torch.no_grad():
         twin.losses.append(mean_loss(w.gm.model, _eval_batches(w)))
     for s in v.subs:
         twin.rows.append({"window": window, "uid": s.uid, "kind": roster[s.uid], "outcome": s.outcome.value,
                           "reason": s.reason, "score": s.score, "weight": v.standing.weights.get(s.uid, 0.0),
-                          "aggregated": s.uid in aggregated})
+                          "aggregated": s.uid in aggregated, "norm_score": v.standing.norm_scores.get(s.uid),
+                          "pow_t": s.detail.get("pow_t"), "pow_evidence": s.detail.get("pow_evidence"),
+                          "released_late": s.uid in released})
 
 
 def summarise(league: Twin, twin: Twin, roster: Mapping[int, str], shares: Sequence[float],
@@ -290,6 +306,8 @@ def summarise(league: Twin, twin: Twin, roster: Mapping[int, str], shares: Seque
             1 for k in roster.values() if k == "honest"), "kinds": len(adv_kinds), "windows": windows},
         "adversary_emission_share": statistics.fmean(weight_of(league.rows, lambda x: x != "honest")),
         "adversary_emission_share_by_kind": {k: v["emission_share"] for k, v in per_kind.items()},
+        "adversary_emission_share_without_sybil": statistics.fmean(
+            weight_of(league.rows, lambda x: x not in ("honest", "sybil"))),
         "honest_weight_per_hotkey": {"league": honest_weight, "twin": statistics.fmean(
             weight_of(twin.rows, lambda x: x == "honest")) / max(1, n_honest)},
         "weight_by_uid": {str(u): statistics.fmean([sum(r["weight"] for r in league.rows
@@ -305,7 +323,26 @@ def summarise(league: Twin, twin: Twin, roster: Mapping[int, str], shares: Seque
                          "final_delta": league.losses[-1] - twin.losses[-1]},
         "honest_pair_share": {"max": max(shares) if shares else None, "pairs": len(shares),
                               "threshold": PARTIAL_SHARE},
+        "late_credits": {"league": sum(r["released_late"] for r in league.rows),
+                         "twin": sum(r["released_late"] for r in twin.rows)},
+        "per_uid": _per_uid(league.rows, roster),
     }
+
+
+def _per_uid(rows: list[dict], roster: Mapping[int, str]) -> dict[str, dict[str, Any]]:
+    """Honest and sybil hotkeys: mean raw and cohort-normalised score, pow t, windows paid (the sybil question)."""
+    out = {}
+    for u, k in sorted(roster.items()):
+        if k not in ("honest", "sybil"):
+            continue
+        mine = [r for r in rows if r["uid"] == u]
+        ts = [r["pow_t"] for r in mine if r["pow_t"] is not None]
+        out[str(u)] = {"kind": k, "raw_score": statistics.fmean(float(r["score"] or 0.0) for r in mine),
+                       "norm_score": statistics.fmean(float(r["norm_score"] or 0.0) for r in mine),
+                       "pow_t": statistics.fmean(ts) if ts else None,
+                       "paid_windows": sum(r["outcome"] == Outcome.SCORED.value for r in mine),
+                       "weight": statistics.fmean(r["weight"] for r in mine), "outcomes": [r["outcome"] for r in mine]}
+    return out
 
 
 def markdown(res: dict[str, Any], seconds: float, command: str) -> str:
@@ -322,6 +359,8 @@ def markdown(res: dict[str, Any], seconds: float, command: str) -> str:
         "| figure | league | all-honest twin | goal |",
         "|---|---|---|---|",
         f"| adversaries' share of emission (mean over windows) | **{res['adversary_emission_share']:.3f}** | - | 0 |",
+        f"| the same without `sybil` (its first hotkey does real work on its own pages) | "
+        f"**{res['adversary_emission_share_without_sybil']:.3f}** | - | 0 |",
         f"| an honest hotkey's mean weight | {res['honest_weight_per_hotkey']['league']:.3f} | "
         f"{res['honest_weight_per_hotkey']['twin']:.3f} | - |",
         f"| honest hotkeys' mean weight, lowest / highest (league) | "
@@ -341,6 +380,14 @@ def markdown(res: dict[str, Any], seconds: float, command: str) -> str:
     for k, v in res["kinds"].items():
         lines.append(f"| {k} | {v['hotkeys']} | {v['emission_share']:.3f} | {v['aggregated']} | "
                      f"{', '.join(v['outcomes'])} |")
+    lines += ["", f"proof of work: sequential rule (NETWORK_SCORE), windows paid late by the deferred credit: league "
+              f"{res['late_credits']['league']}, twin {res['late_credits']['twin']}", "",
+              "| uid | kind | mean raw score | mean normalised score | mean pow t | windows SCORED | mean weight |",
+              "|---|---|---|---|---|---|---|"]
+    for u, d in res["per_uid"].items():
+        t = "-" if d["pow_t"] is None else f"{d['pow_t']:.1f}"
+        lines.append(f"| {u} | {d['kind']} | {d['raw_score']:.5f} | {d['norm_score']:.3f} | {t} | "
+                     f"{d['paid_windows']} of {len(d['outcomes'])} | {d['weight']:.3f} |")
     sybils = [w for u, w in res["weight_by_uid"].items() if res["roster"][u] == "sybil"]
     if sybils:
         lines += ["", "`sybil`'s first hotkey trains on its own assignment (real work, earned); the rule is that the "

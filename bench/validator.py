@@ -28,7 +28,10 @@ Prints:
      windows); ``--pow-out`` records every try with its per-page
      improvements for bench/validator_pow_replay.py;
   5. (``--sections costsweep``) score / train step for the COST_SWEEP batch
-     shapes, interleaved; ``--shape`` scores the other sections with one.
+     shapes, per fragment (first and last), with and without the prefix
+     cache (subnet/validator/prefix_cache.py), also against the miner's own
+     fragment-frozen step, interleaved; ``--shape`` scores the other sections
+     with one, ``--no-prefix-cache`` scores them with full forwards only.
 
 Fidelity is reported ungated, honest-only, and gated the fair way: the
 contributions the gate passes plus those it rejects whose large-set
@@ -57,11 +60,13 @@ from subnet.codec.sparseloco import CodecConfig, EncodedUpdate, Encoder, decode,
 from subnet.data.config import DataConfig
 from subnet.data.pages import load_pages
 from subnet.miner.config import TrainConfig
+from subnet.miner.train import inner_train
 from subnet.model.fragments import fragment_shapes, fragment_state, partition, trainable_parameters
 from subnet.model.presets import build_model, get_preset
 from subnet.node.config import NETWORK_SCORE
 from subnet.validator.copydetect import Submission, find_copies
 from subnet.validator.powevidence import pays, update_evidence
+from subnet.validator.prefix_cache import PrefixCacheConfig
 from subnet.validator.scoring import (
     ScoreConfig,
     applied,
@@ -90,6 +95,9 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: torch.Tenso
 
 class Sim:
     """One base model, its fragments, the corpus, and miners that train the way subnet/miner does."""
+
+    prefix = PrefixCacheConfig()
+    """How the validator's baselines cache the prefix (``--no-prefix-cache``: off, every pass a full forward)."""
 
     def __init__(self, preset: str, n_fragments: int, pretrain: int, seed: int) -> None:
         self.pages = load_pages(DataConfig(vocab_size=get_preset(preset).vocab_size))
@@ -165,7 +173,8 @@ class Window:
         ref_pages = rng.sample(range(VALIDATOR_HELDOUT), cfg.batch_size * max(1, cfg.n_reference_batches))
         ctrl = [p for p in rng.sample(range(sim.pages.n_train), 64) if p not in exclude]
         self.held = page_batches(sim.pages, held_pages, "heldout", cfg.batch_size, cfg.n_heldout_batches)
-        self.rand = page_batches(sim.pages, ctrl, "train", cfg.pow_batch_size, cfg.n_random_batches)
+        self.rand = (page_batches(sim.pages, ctrl, "train", cfg.pow_batch_size, cfg.n_random_batches)
+                     if cfg.n_random_batches else [])
         self.ref = page_batches(sim.pages, ref_pages, "heldout", cfg.batch_size, max(1, cfg.n_reference_batches))
         self.sim, self.cfgs = sim, cfgs
         self.seconds: dict[str, float] = {}
@@ -175,7 +184,8 @@ class Window:
             t0 = time.perf_counter()
             kind = c.n_reference_batches > 0
             if kind not in by_kind:
-                by_kind[kind] = compute_baseline(sim.model, self.held, self.rand, reference=self.ref if kind else ())
+                by_kind[kind] = compute_baseline(sim.model, self.held, self.rand, reference=self.ref if kind else (),
+                                                 prefix=sim.prefix)
             self.baselines[name] = by_kind[kind]
             self.seconds[name] = time.perf_counter() - t0
 
@@ -233,6 +243,7 @@ def _cost(sim: Sim, cfgs: dict[str, ScoreConfig], repeats: int, rng: random.Rand
 
 COST_SWEEP = {  # (assigned pages, held-out pages, control pages): 2 x assigned + held-out + control forwards
     "A8 H16 R8": dict(n_assigned_batches=2, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=2),
+    "A8 H8 R0": dict(n_assigned_batches=2, pow_batch_size=4, n_heldout_batches=1, batch_size=8, n_random_batches=0),
     "A8 H16 R0": dict(n_assigned_batches=2, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=0),
     "A4 H16 R0": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=2, batch_size=8, n_random_batches=0),
     "A4 H12 R0": dict(n_assigned_batches=1, pow_batch_size=4, n_heldout_batches=2, batch_size=6, n_random_batches=0),
@@ -241,42 +252,93 @@ COST_SWEEP = {  # (assigned pages, held-out pages, control pages): 2 x assigned 
 }
 
 
+def _miner_step(sim: Sim, frag: int, batch: torch.Tensor) -> tuple[float, float]:
+    """One real miner step (subnet/miner/train.py inner_train, fragment-frozen, 1 inner step): (wall, CPU) s.
+
+    Wall is inner_train's own timer (the step loop, without its set-up and restore); CPU is the whole call's.
+    """
+    tc = dataclasses.replace(sim.tc, inner_steps=1)
+    c0 = time.process_time()
+    res = inner_train(sim.model, sim.fragments[frag], iter([batch]), tc)
+    return res.stats.seconds, time.process_time() - c0
+
+
+def _timed(fn) -> tuple[float, float]:  # noqa: ANN001 - any thunk
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
 def _cost_sweep(sim: Sim, repeats: int, rng: random.Random) -> None:
-    """Score / train-step for each COST_SWEEP shape and NETWORK_SCORE, timed interleaved on one encoded update."""
+    """Score / train-step for each COST_SWEEP shape and NETWORK_SCORE, per fragment (first and last), with and
+    without the prefix cache (subnet/validator/prefix_cache.py), all timed interleaved on one update per fragment.
+
+    Denominators: the bench's training step (full model fwd+bwd+AdamW on 8 pages, as before) and the miner's
+    real step (inner_train, 1 step, only the fragment trainable: a later fragment's backward stops at its
+    first layer, so that step is cheaper).
+    """
     pages = list(range(1000, 1000 + PAGES_PER_MINER))
-    enc = Encoder(sim.shapes[0], sim.codec).encode(sim.train(0, pages, sim.tc.inner_steps, sim.tc.lr))
+    frags = sorted({0, len(sim.fragments) - 1})
+    encs = {f: Encoder(sim.shapes[f], sim.codec).encode(sim.train(f, pages, sim.tc.inner_steps, sim.tc.lr))
+            for f in frags}
     shapes = {"NETWORK_SCORE": NETWORK_SCORE,
               **{k: dataclasses.replace(NETWORK_SCORE, **v) for k, v in COST_SWEEP.items()}}
     held_pages = rng.sample(range(VALIDATOR_HELDOUT), 16)
     ctrl = [p for p in rng.sample(range(sim.pages.n_train), 64) if p not in set(pages)]
+    starts = [f.layers[0] for f in sim.fragments]
     setup = {}
     for name, c in shapes.items():
         held = page_batches(sim.pages, held_pages, "heldout", c.batch_size, c.n_heldout_batches)
         rand = (page_batches(sim.pages, ctrl, "train", c.pow_batch_size, c.n_random_batches)
                 if c.n_random_batches else [])
         own = page_batches(sim.pages, pages, "train", c.pow_batch_size, c.n_assigned_batches)
-        setup[name] = (c, own, held, rand, compute_baseline(sim.model, held, rand))
+        bases = {"full": compute_baseline(sim.model, held, rand, prefix=PrefixCacheConfig(enabled=False)),
+                 "cached": compute_baseline(sim.model, held, rand, prefix_layers=starts)}
+        setup[name] = (c, own, held, rand, bases)
     train_model = build_model(sim.preset, seed=sim.seed)
     train_model.load_state_dict(sim.base)
     train_opt = torch.optim.AdamW(train_model.parameters(), lr=1e-4)
     batch = sim.pages.batch(range(8))
-    t: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _step(train_model, train_opt, batch)
-        t["train"].append(time.perf_counter() - t0)
-        for name, (c, own, held, rand, base) in setup.items():
-            t0 = time.perf_counter()
-            score_contribution(sim.model, sim.params(0), enc, c, own, held, rand, base)
-            t[name].append(time.perf_counter() - t0)
-    train = statistics.median(t["train"])
-    print(f"| cost sweep ({repeats} interleaved repeats; training step {train * 1e3:.0f} ms) | pages forwarded | "
-          f"score / train step |")
-    print("|---|---|---|")
+    wall: dict[object, list[float]] = defaultdict(list)
+    cpu: dict[object, list[float]] = defaultdict(list)
+    same: dict[tuple[str, int], bool] = {}
+    for _ in range(repeats):  # interleaved: every quantity once per repeat
+        w, c = _timed(lambda: _step(train_model, train_opt, batch))
+        wall["train"].append(w)
+        cpu["train"].append(c)
+        for f in frags:
+            w, c = _miner_step(sim, f, batch)
+            wall[("miner", f)].append(w)
+            cpu[("miner", f)].append(c)
+        for name, (c, own, held, rand, bases) in setup.items():
+            for f in frags:
+                got = {}
+                for mode, base in bases.items():
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    got[mode] = score_contribution(sim.model, sim.params(f), encs[f], c, own, held, rand, base)
+                    wall[(name, f, mode)].append(time.perf_counter() - w0)
+                    cpu[(name, f, mode)].append(time.process_time() - c0)
+                same[(name, f)] = same.get((name, f), True) and got["full"].score == got["cached"].score
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    medc = {k: statistics.median(v) for k, v in cpu.items()}
+    train = med["train"]
+    print(f"| cost sweep ({repeats} interleaved repeats; medians; bench training step = full model fwd+bwd+AdamW "
+          f"on 8 pages: {train * 1e3:.0f} ms wall / {medc['train'] * 1e3:.0f} ms CPU; miner step = inner_train, "
+          f"1 step, fragment-frozen: " + ", ".join(f"fragment {f} {med[('miner', f)] * 1e3:.0f} ms" for f in frags)
+          + ") | pages forwarded | fragment | score / train step, full forward | **with prefix cache** | "
+          "cache speed-up | with cache / miner step | same score |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, (c, *_rest) in setup.items():
         n = 2 * c.n_assigned_batches * c.pow_batch_size + c.n_heldout_batches * c.batch_size \
             + c.n_random_batches * c.pow_batch_size
-        print(f"| {name} | {n} | {statistics.median(t[name]) / train:.2f} |")
+        for f in frags:
+            fr = sim.fragments[f]
+            full, cached = med[(name, f, "full")], med[(name, f, "cached")]
+            print(f"| {name} | {n} | {f} ({fr.name}) | {full / train:.2f} | **{cached / train:.2f}** | "
+                  f"{full / cached:.2f}x | {cached / med[('miner', f)]:.2f} | {'yes' if same[(name, f)] else 'NO'} |")
+    print("CPU-time medians, score CPU / bench-train CPU (full -> cached): " + ", ".join(
+        f"{name} f{f} {medc[(name, f, 'full')] / medc['train']:.2f} -> {medc[(name, f, 'cached')] / medc['train']:.2f}"
+        for name in setup for f in frags))
     print()
 
 
@@ -535,12 +597,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--honest", type=int, default=1, help="honest miners per fragment in the proof-of-work run")
     ap.add_argument("--shape", default=None, choices=sorted(COST_SWEEP),
                     help="sweep: score with this COST_SWEEP batch shape instead of NETWORK_SCORE's")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: comparable on a shared CPU)")
+    ap.add_argument("--no-prefix-cache", action="store_true",
+                    help="score with full forwards only (the costsweep section measures both either way)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sections", default="cost,fidelity,pow", help="comma-separated: cost,costsweep,fidelity,pow")
     ap.add_argument("--scaling", action="store_true", help="also print the 4..64 miner table")
     ap.add_argument("--verbose", action="store_true", help="print every fidelity population member")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     t_start = time.perf_counter()
     network = dataclasses.replace(NETWORK_SCORE, **COST_SWEEP[args.shape]) if args.shape else NETWORK_SCORE
@@ -548,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             "reference": dataclasses.replace(network, n_reference_batches=args.reference_batches,
                                              pow_z=NETWORK_SCORE.pow_z if args.pow_z is None else args.pow_z)}
     sim = Sim(args.preset, args.fragments, args.pretrain, args.seed)
+    sim.prefix = PrefixCacheConfig(enabled=not args.no_prefix_cache)
     n_params = sum(p.numel() for p in sim.model.parameters())
     c = network
     print(f"# validator bench: preset={args.preset} ({n_params / 1e6:.2f}M params, F={args.fragments}), "
@@ -555,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{c.n_heldout_batches}x{c.batch_size}/{c.n_random_batches}x{c.pow_batch_size} pages, "
           f"reference {c.n_reference_batches}x{c.batch_size} pages, pow_ratio={c.pow_ratio}; miners: "
           f"TrainConfig H={sim.tc.inner_steps} lr={sim.tc.lr:g} batch={sim.tc.batch_size}, "
-          f"codec chunk={sim.codec.chunk} topk={sim.codec.topk} bits={sim.codec.value_bits}; threads=1")
+          f"codec chunk={sim.codec.chunk} topk={sim.codec.topk} bits={sim.codec.value_bits}; threads={args.threads}; "
+          f"prefix cache {'on' if sim.prefix.enabled else 'off'}")
     print()
     sections = set(args.sections.split(","))
     if "cost" in sections:

@@ -55,7 +55,7 @@ def test_a_thief_cannot_win_a_copy_tie_by_padding_its_proof_of_work(seen_after: 
     win = w.window()
     win.add(VICTIM, Upload(uid=VICTIM, data=victim_bytes, first_seen=1000.0, seen_after=990.0))
     win.add(THIEF, Upload(uid=THIEF, data=w.sign(THIEF, theft), first_seen=1001.0, seen_after=seen_after))
-    v = win.judge()
+    v = win.judge(pow_evidence=win.proven())  # both banked: the sequential proof of work gates neither
     by = {s.uid: s for s in v.subs}
     # what happens today: victim COPY_TIE (0.0, no weight); thief SCORED above the victim's own score, weight 1
     assert by[VICTIM].outcome is Outcome.SCORED, by[VICTIM].reason
@@ -90,9 +90,11 @@ def test_proof_of_work_cannot_be_passed_by_ascending_on_the_known_control_pages(
     # the validator drew from them before the fix; it now draws from the next window's seed)
     snap, cfg = win.snapshot(), w.score_cfg
     assigned = {pg for a in snap.assignments.values() for pg in a.pages}
-    knowable = random_pages(snap.seed, CONTROL_UID, w.params, cfg.pow_batch_size * cfg.n_random_batches,
-                            exclude=assigned)
-    control = page_batches(w.pages, knowable, "train", cfg.pow_batch_size, cfg.n_random_batches)
+    # (NETWORK_SCORE has no random control batches any more, n_random_batches=0: the held-out pages of the next
+    # window's seed are the control; the attack still ascends on the one batch it could have known)
+    n_batches = max(1, cfg.n_random_batches)
+    knowable = random_pages(snap.seed, CONTROL_UID, w.params, cfg.pow_batch_size * n_batches, exclude=assigned)
+    control = page_batches(w.pages, knowable, "train", cfg.pow_batch_size, n_batches)
     _, grad = loss_and_grad(w.gm.model, control)
     names = set(w.gm.shapes(0))
     gnorm = math.sqrt(sum(float((grad[n].double() ** 2).sum()) for n in names))
@@ -122,7 +124,7 @@ def test_a_partial_copy_mixed_into_own_work_is_caught() -> None:
     win = w.window()
     win.add(VICTIM, Upload(uid=VICTIM, data=victim_bytes, first_seen=1000.0, seen_after=990.0))
     win.add(THIEF, Upload(uid=THIEF, data=w.sign(THIEF, mix), first_seen=1010.0, seen_after=1005.0))
-    by = {s.uid: s for s in win.judge().subs}
+    by = {s.uid: s for s in win.judge(pow_evidence=win.proven()).subs}  # both banked: no proof-of-work gate
     assert by[VICTIM].outcome is Outcome.SCORED, by[VICTIM].reason
     assert by[THIEF].outcome is Outcome.COPY, (by[THIEF].outcome, by[THIEF].reason)
     assert by[THIEF].reason == f"copy of uid {VICTIM}"

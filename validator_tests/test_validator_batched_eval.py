@@ -51,7 +51,8 @@ class Scene:
         self.frags = partition(self.model, 2)
         cfg = NETWORK_SCORE
         self.held = page_batches(self.pages, range(0, 16), "heldout", cfg.batch_size, cfg.n_heldout_batches)
-        self.rand = page_batches(self.pages, range(9000, 9008), "train", cfg.pow_batch_size, cfg.n_random_batches)
+        self.rand = (page_batches(self.pages, range(9000, 9008), "train", cfg.pow_batch_size, cfg.n_random_batches)
+                     if cfg.n_random_batches else [])
         self.baseline = compute_baseline(self.model, self.held, self.rand)
 
     def miner(self, frag: int, uid: int, noise: float) -> tuple[list[SparseTensor], list[torch.Tensor]]:

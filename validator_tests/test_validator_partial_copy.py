@@ -112,7 +112,7 @@ def test_through_the_pipeline_the_partial_copier_is_slashed_and_the_victim_leads
     win.add(1, Upload(uid=1, data=victim, first_seen=1000.0, seen_after=990.0))
     win.add(2, Upload(uid=2, data=w.sign(2, w.honest(2)), first_seen=1000.0, seen_after=990.0))
     win.add(THIEF, Upload(uid=THIEF, data=w.sign(THIEF, mix), first_seen=1010.0, seen_after=1005.0))
-    v = win.judge()
+    v = win.judge(pow_evidence=win.proven())  # all banked: the sequential proof of work gates no one
     by = {s.uid: s for s in v.subs}
     assert by[THIEF].outcome is Outcome.COPY and THIEF in v.slashed, by[THIEF].reason
     assert by[1].outcome is Outcome.SCORED and by[2].outcome is Outcome.SCORED

@@ -97,7 +97,10 @@ def verdict(window) -> tuple[list[Submission], Verdict, str, str]:
 
     before = model_hash(w.gm.model)
     ref = next(s for s in verified if s.uid == HONEST).norm
-    v = window.judge(subs=verified, ref_norms={0: ref}, scorer=scorer)
+    # the honest miners (and the tiny and scaled ones, honest work at another size) have a record of proven work;
+    # the free-riders and copiers start from an empty proof-of-work account (the network's sequential rule)
+    v = window.judge(subs=verified, ref_norms={0: ref}, scorer=scorer,
+                     pow_evidence=window.proven([HONEST, HONEST_TWIN, SCALED, TINY]))
     return verified, v, before, model_hash(w.gm.model)
 
 
@@ -159,7 +162,7 @@ def test_a_harmful_update_that_fits_its_own_pages_scores_no_improvement() -> Non
     win = w.window()
     win.add(HONEST, Upload(uid=HONEST, data=w.sign(HONEST, w.honest(HONEST))))
     win.add(SCALED, Upload(uid=SCALED, data=w.sign(SCALED, _scaled(w.honest(SCALED), 10.0))))
-    by = _by_uid(win.judge().subs)
+    by = _by_uid(win.judge(pow_evidence=win.proven()).subs)  # both with a record of proven work
     assert by[HONEST].outcome is Outcome.SCORED, by[HONEST].reason
     assert by[SCALED].outcome is Outcome.NO_IMPROVEMENT and by[SCALED].score < 0, by[SCALED].reason
     assert by[SCALED].detail["proof_of_work"] is True

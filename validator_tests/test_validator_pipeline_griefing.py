@@ -4,7 +4,10 @@ Adding any number of noise, zero, tiny, scaled (past the norm limit) or
 re-signed and scaled copied uploads to an honest miner's fragment cohort
 changes its raw score by exactly 0 (bit-identical), never zeroes it, never
 lowers its cohort-normalised score, and never ranks it below any of them;
-with and without a reference norm yet (warm and cold start).
+with and without a reference norm yet (warm and cold start). Every miner
+starts the window with a banked proof-of-work account (the network's
+sequential rule then gates no one this window), so every griefing upload
+reaches scoring.
 
 How: one window registers two honest miners and a pool of would-be griefers
 (all assigned, so the window's control pages are the same whoever uploads);
@@ -87,7 +90,10 @@ class Setup:
                 subs.append(s)
             else:  # registered, assigned, uploaded nothing
                 subs.append(Submission(uid=uid, hotkey=s.hotkey, fragment=s.fragment, commit_block=s.commit_block))
-        return self.win.judge(subs=subs, ref_norms=self.ref if warm else {}, scorer=self.scorer)
+        # every miner banked (pow_evidence at the cap): the sequential proof of work gates no one, so the
+        # griefers' uploads reach scoring, the strongest case for the invariant
+        return self.win.judge(subs=subs, ref_norms=self.ref if warm else {}, scorer=self.scorer,
+                              pow_evidence=self.win.proven())
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +158,7 @@ def test_an_honest_miner_beside_lazy_or_tiny_miners_is_never_zeroed_or_ranked_be
         win.add(uid, Upload(uid=uid, data=w.sign(uid, update)))
     verified = win.verified()
     ref = {0: next(s for s in verified if s.uid == 1).norm} if warm else {}
-    v = win.judge(subs=verified, ref_norms=ref)
+    v = win.judge(subs=verified, ref_norms=ref, pow_evidence=win.proven())  # everyone banked: no one gated
     by = {s.uid: s for s in v.subs}
     assert by[1].outcome is Outcome.SCORED and by[1].score > 0, by[1].reason
     norm = v.standing.norm_scores

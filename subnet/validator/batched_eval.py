@@ -22,6 +22,10 @@ Submissions that are empty, non-finite or malformed are handed to
 ``score_contribution`` itself (it decides those without a forward pass or
 with its own error handling), so their verdicts are its verdicts.
 
+Prefix cache: the vmapped path stays on the full forward (vmap already runs
+the layers before the fragment once for all k); items it hands to
+``score_contribution`` use the baseline's prefix cache there (same losses).
+
 Cost: memory grows k-fold in the fragment's weights and in activations
 (logits are ``k * batch * seq * vocab`` floats), so k is a flag, not "all".
 Measured speed-up on this CPU and the choice of default: docs/BENCHMARKS.md

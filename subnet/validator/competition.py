@@ -43,6 +43,10 @@ does not cover a split that moves a fragment cohort's normalisation (the
 pieces' own cohort median) or the noise floor's cut (which only makes
 splitting pay less). The rank curves remain as settings (sweeps).
 
+Late pay for a held proof-of-work window (``credit_round``, validator/powevidence.py's deferred credit):
+the one round's entry in ``recent`` is replaced by the score it was held from, when the miner's account
+later reaches the bar; the rating that round produced is not replayed. At most one round per release.
+
 Eligibility for weight (otherwise exactly 0): played at least ``min_rounds``
 rounds, scored > 0 in at least one of the last ``recent_rounds`` rounds, and
 not charged with copying in the last ``slash_rounds`` rounds.
@@ -359,6 +363,28 @@ def play_round(
     new_round = rnd + 1
     leader, leader_since = _next_leader(state, players, new_round, cfg)
     return CompetitionState(round=new_round, players=players, leader=leader, leader_since=leader_since)
+
+
+def credit_round(state: CompetitionState, uid: int, hotkey: str, round_no: int, score: float,
+                 cfg: CompetitionConfig) -> CompetitionState:
+    """``state`` with the entry of the player's round ``round_no`` in ``recent`` replaced by ``score``.
+
+    Why: the deferred proof-of-work credit (validator/powevidence.py) pays a held window late, once the
+    miner's account has reached the bar; only that round's entry moves (the power curve's strength and
+    eligibility read ``recent``; the round's rating and the leader are left to the rounds). ``round_no``
+    counts the player's rounds (1 = its first). Nothing changes when the uid is not this hotkey's player
+    any more (recycled), or the round has left the last ``recent_rounds``.
+    """
+    p = state.players.get(uid)
+    if p is None or p.hotkey != hotkey or not 1 <= round_no <= p.rounds:
+        return state
+    back = p.rounds - round_no  # 0 = the latest round
+    window = min(len(p.recent), cfg.recent_rounds)
+    if back >= window or not math.isfinite(score):
+        return state
+    i = len(p.recent) - 1 - back
+    recent = p.recent[:i] + (float(score),) + p.recent[i + 1:]
+    return replace(state, players={**state.players, uid: replace(p, recent=recent)})
 
 
 def _recycled(prev: PlayerState, hotkey: str | None) -> bool:

@@ -261,7 +261,7 @@ class Validator:
                             ratings={u: pl.ordinal(z) for u, pl in self.state.competition.players.items()})
         verdict = judge(subs, snap, ctx, ref_norms=self.state.ref_norms, competition=self.state.competition,
                         opts=cfg.validator, comp_cfg=cfg.competition, sampling=plan,
-                        pow_evidence=self.state.pow_evidence, batched=cfg.eval)
+                        pow_evidence=self.state.pow_evidence, pow_credits=self.state.pow_credits, batched=cfg.eval)
         comp, norm, weights = verdict.standing.competition, verdict.standing.norm_scores, verdict.standing.weights
         self.state.competition = comp
         self.state.ref_norms = verdict.ref_norms
@@ -269,6 +269,8 @@ class Validator:
             self.state.last_evaluated = verdict.last_evaluated
         if verdict.pow_evidence is not None:
             self.state.pow_evidence = verdict.pow_evidence
+        if verdict.pow_credits is not None:
+            self.state.pow_credits = verdict.pow_credits
 
         lead = lead_validator(list(snap.peers))
         manifest_info: dict[str, Any] = {}

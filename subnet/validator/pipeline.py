@@ -43,11 +43,17 @@ from subnet.sync.apply import GlobalModel
 from subnet.validator.batched_eval import BatchedEvalConfig, score_batch
 from subnet.validator.batched_eval import Item as BatchItem
 from subnet.validator.cohorts import normalise_cohorts
-from subnet.validator.competition import CompetitionConfig, CompetitionState, compute_weights, play_round
+from subnet.validator.competition import (
+    CompetitionConfig,
+    CompetitionState,
+    compute_weights,
+    credit_round,
+    play_round,
+)
 from subnet.validator.copydetect import CopyVerdict, judge_copies
 from subnet.validator.copydetect import Submission as CopyCandidate
 from subnet.validator.intake import IntakeRules, Pinned, Status, Verify, take_in
-from subnet.validator.powevidence import apply_evidence, prune_evidence
+from subnet.validator.powevidence import HeldCredit, apply_evidence, held_scores, prune_evidence, settle_credits
 from subnet.validator.sampling import EvaluationSample, SamplingConfig, choose_for_evaluation, record_evaluations
 from subnet.validator.scoring import (
     NO_PROOF_OF_WORK,
@@ -115,16 +121,23 @@ class EvalContext:
 
 def prepare_eval(gm: GlobalModel, pages: TokenPages, snap: ChainSnapshot, cfg: ScoreConfig,
                  params: AssignmentParams) -> EvalContext:
-    """Held-out batches (seed of w+1), one control-page set per window, and the shared baseline losses."""
+    """Held-out batches (seed of w+1), one control-page set per window, and the shared baseline losses.
+
+    The baseline pass also records the hidden states entering each fragment's first layer on the held-out and
+    control batches (scoring.compute_baseline, prefix_cache.py), so scoring an update to fragment f > 0 runs only
+    the layers from f's first on (the same losses as the full forward).
+    """
     all_assigned = {pg for a in snap.assignments.values() for pg in a.pages}
     heldout = page_batches(pages, heldout_pages(snap.seed_next, params), "heldout", cfg.batch_size,
                            cfg.n_heldout_batches)
     control_pages = random_pages(snap.seed_next, CONTROL_UID, params, cfg.pow_batch_size * cfg.n_random_batches,
                                  exclude=all_assigned)
-    control = page_batches(pages, control_pages, "train", cfg.pow_batch_size, cfg.n_random_batches)
+    control = (page_batches(pages, control_pages, "train", cfg.pow_batch_size, cfg.n_random_batches)
+               if cfg.n_random_batches else [])  # R0: the held-out pages are the proof-of-work control
     return EvalContext(model=gm.model, params_of=lambda f: trainable_parameters(gm.model, gm.fragment(f)),
                        pages=pages, cfg=cfg, heldout=heldout, control=control, seed_next=snap.seed_next,
-                       baseline=compute_baseline(gm.model, heldout, control))
+                       baseline=compute_baseline(gm.model, heldout, control,
+                                                 prefix_layers=[f.layers[0] for f in gm.fragments]))
 
 
 def artifact_verifier(snap: ChainSnapshot, shapes_of: Callable[[int], Mapping[str, Sequence[int]]],
@@ -345,8 +358,8 @@ def cross_check_ties(subs: Sequence[Submission], tied: Mapping[int, int], assign
         s, other = by_uid.get(uid), by_uid.get(twin)
         if s is None or other is None or s.sparse is None or other.sparse is None or twin not in assignments:
             continue
-        rand = s.detail.get("random_improvement")
-        if rand is None or not math.isfinite(float(rand)):
+        rand = _control_improvement(s)
+        if rand is None:
             continue
         try:
             batches = proof_batches(twin, assignments[twin], ctx)
@@ -381,10 +394,20 @@ def _evaluate_one(s: Submission, assignment: Assignment, ctx: EvalContext, score
 
 
 # -- stage 4: settle (ties, floor, cold-start norm gate, the reference norms) --------------------------
+def _control_improvement(s: Submission) -> float | None:
+    """The improvement on pages the miner could not have trained on: the random control pages, or without them
+    (``n_random_batches=0``, NETWORK_SCORE) the held-out pages, which are then the proof-of-work control."""
+    for key in ("random_improvement", "heldout_improvement"):
+        v = s.detail.get(key)
+        if v is not None and math.isfinite(float(v)):
+            return float(v)
+    return None
+
+
 def _pow_margin(s: Submission) -> float:
     """How much better an update fits its miner's own assigned pages than control pages (-inf: not evaluated)."""
-    a, c = s.detail.get("assigned_improvement"), s.detail.get("random_improvement")
-    return float(a) - float(c) if a is not None and c is not None and s.score is not None else float("-inf")
+    a, c = s.detail.get("assigned_improvement"), _control_improvement(s)
+    return float(a) - c if a is not None and c is not None and s.score is not None else float("-inf")
 
 
 def resolve_ties(subs: Sequence[Submission], tied: Mapping[int, int]) -> list[Submission]:
@@ -496,25 +519,53 @@ class Standing:
     """Scores normalised within each fragment's cohort (what the round ranks)."""
     competition: CompetitionState
     weights: dict[int, float]
+    pow_credits: dict[str, HeldCredit] | None = None
+    """Held proof-of-work credits after this window (None: no credits were passed in)."""
+    released: tuple[HeldCredit, ...] = ()
+    """Credits paid this window (their held round's entry now reads the held score)."""
 
 
 def compete(subs: Sequence[Submission], snap: ChainSnapshot, state: CompetitionState, cfg: CompetitionConfig,
-            cohort_method: str, slashed: Iterable[int]) -> Standing:
+            cohort_method: str, slashed: Iterable[int], *, pow_credits: Mapping[str, HeldCredit] | None = None,
+            score_cfg: ScoreConfig | None = None, floor: float = 0.0) -> Standing:
     """Normalise per fragment cohort, play the window as a round, and the weights it implies.
 
     NOT_SAMPLED submissions sit the round out (`play_round(sitting_out=...)`)
-    and stay out of the cohort normalisation.
+    and stay out of the cohort normalisation. With ``pow_credits`` (hotkey ->
+    held credit) and ``score_cfg`` the deferred proof-of-work credit runs
+    (powevidence.py): a held window's would-be score is the cohort normalised
+    with the held raw scores restored (only the held uids read it; everyone
+    else keeps the plain normalisation), an account that reached the bar
+    releases its credit into that round's entry before the weights are drawn.
     """
+    slashed = set(slashed)
     resting = {s.uid for s in subs if s.outcome is Outcome.NOT_SAMPLED}
     played = [s for s in subs if s.uid not in resting]
     raw = {s.uid: s.score for s in played}
-    norm = normalise_cohorts(raw, {s.uid: s.fragment for s in played}, cohort_method)  # type: ignore[arg-type]
+    frags = {s.uid: s.fragment for s in played}
+    norm = normalise_cohorts(raw, frags, cohort_method)  # type: ignore[arg-type]
     competitors = snap.competitors
-    comp = play_round(state, norm, [p.uid for p in competitors], cfg, slashed=set(slashed),
-                      hotkeys={p.uid: p.hotkey for p in competitors}, sitting_out=resting)
+    hotkeys = {p.uid: p.hotkey for p in competitors}
+    comp = play_round(state, norm, [p.uid for p in competitors], cfg, slashed=slashed,
+                      hotkeys=hotkeys, sitting_out=resting)
+    credits, released = None, []
+    if pow_credits is not None and score_cfg is not None:
+        held = {u: v for u, v in held_scores(played, floor).items() if u not in slashed}
+        restored = normalise_cohorts({**raw, **held}, frags, cohort_method) if held else {}  # type: ignore[arg-type]
+        held_norm = {u: float(v) for u in held if (v := restored.get(u)) is not None}
+        rounds = {u: p.rounds for u, p in comp.players.items()}
+        credits, released = settle_credits(pow_credits, played, held_norm, rounds, score_cfg)
+        credits = prune_evidence(credits, [p.hotkey for p in snap.peers])
+        by_uid = {p.uid: p.hotkey for p in snap.peers}
+        for c in released:
+            if c.uid in by_uid:
+                comp = credit_round(comp, c.uid, by_uid[c.uid], c.round, c.score, cfg)
+                logger.info("pow credit: uid {} paid late for its round {} (held score {:.3f})", c.uid, c.round,
+                            c.score)
     weights = compute_weights(comp, [p.uid for p in snap.peers if p.uid != snap.self_uid], cfg,
                               hotkeys={p.uid: p.hotkey for p in snap.peers})
-    return Standing(norm_scores=norm, competition=comp, weights=weights)
+    return Standing(norm_scores=norm, competition=comp, weights=weights, pow_credits=credits,
+                    released=tuple(released))
 
 
 # -- all of it ----------------------------------------------------------------------------------------
@@ -529,7 +580,9 @@ class Verdict:
     last_evaluated: dict[str, int] | None = None
     """The evaluation history after this window (None without a sampling plan)."""
     pow_evidence: dict[str, float] | None = None
-    """Every miner's running proof-of-work evidence after this window (None: no accounts were passed in)."""
+    """Every miner's running proof-of-work evidence after this window (None: the sequential rule is off)."""
+    pow_credits: dict[str, HeldCredit] | None = None
+    """Held proof-of-work credits after this window (None: the sequential rule is off)."""
 
     def selected(self, top_g: int) -> list[Submission]:
         """Per fragment, the `top_g` best eligible submissions (what the lead aggregates)."""
@@ -543,22 +596,29 @@ class Verdict:
 def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, ref_norms: Mapping[int, float],
           competition: CompetitionState, opts: ValidatorOptions, comp_cfg: CompetitionConfig,
           scorer: Scorer = score_contribution, sampling: SamplingPlan | None = None,
-          pow_evidence: Mapping[str, float] | None = None, batched: BatchedEvalConfig | None = None) -> Verdict:
+          pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, HeldCredit] | None = None,
+          batched: BatchedEvalConfig | None = None) -> Verdict:
     """gate -> sample -> evaluate -> settle -> compete over verified submissions (after the loop's rechecks).
 
-    With ``pow_evidence`` (hotkey -> account) and ``ctx.cfg.pow_sequential`` the
-    proof of work is the running evidence of powevidence.py, applied right after
-    evaluation; the new accounts come back in ``Verdict.pow_evidence``.
+    With ``ctx.cfg.pow_sequential`` (the network default) the proof of work is
+    the running evidence of powevidence.py, applied right after evaluation, from
+    ``pow_evidence`` (hotkey -> account; None: every account starts empty, so
+    leaving it out never lets a free-rider through), with the one-window
+    deferred credit from ``pow_credits``; the new accounts and credits come
+    back in ``Verdict.pow_evidence`` / ``Verdict.pow_credits`` (what the loop
+    persists). With the rule off both are None.
     """
     gated = gate(subs, snap.competitors, ref_norms, opts)
     sampled, drawn = sample(gated.subs, snap, sampling, tied=gated.tied)
     evaluated = evaluate(sampled, snap.assignments, ctx, scorer, tied=gated.tied, batched=batched)
-    accounts = None
-    if pow_evidence is not None:
-        evaluated, accounts = apply_evidence(evaluated, pow_evidence, ctx.cfg)
+    accounts, credits = None, None
+    if ctx.cfg.pow_sequential:
+        evaluated, accounts = apply_evidence(evaluated, pow_evidence or {}, ctx.cfg)
         accounts = prune_evidence(accounts, [p.hotkey for p in snap.peers])
+        credits = dict(pow_credits or {})
     final, new_refs = settle(evaluated, gated.tied, ref_norms, opts)
-    standing = compete(final, snap, competition, comp_cfg, opts.cohort_method, gated.slashed)
+    standing = compete(final, snap, competition, comp_cfg, opts.cohort_method, gated.slashed, pow_credits=credits,
+                       score_cfg=ctx.cfg, floor=opts.min_score)
     history = None
     if sampling is not None:
         by_uid = {s.uid: s.hotkey for s in gated.subs}
@@ -568,7 +628,7 @@ def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, 
             candidate_hotkeys=[s.hotkey for s in gated.subs if s.pending],
             active_hotkeys=[p.hotkey for p in snap.peers])
     return Verdict(subs=final, ref_norms=new_refs, standing=standing, slashed=gated.slashed, last_evaluated=history,
-                   pow_evidence=accounts)
+                   pow_evidence=accounts, pow_credits=standing.pow_credits)
 
 
 # -- the shared-store rule ----------------------------------------------------------------------------

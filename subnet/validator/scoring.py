@@ -19,6 +19,19 @@ submission. For that the control pages must be one set per window (e.g.
 one set per miner. The assigned-page "before" loss is per submission since
 each miner has its own pages.
 
+Prefix cache (cost, not arithmetic): an update to fragment f > 0 cannot change
+the hidden states entering its first decoder layer a, so the "before" passes
+(the baseline's held-out and control batches, once per window; the assigned
+batches, per submission) record them and every "after" pass runs only layers
+[a, n), the final norm and the head (prefix_cache.py, bounded by
+``PrefixCacheConfig.max_bytes``; fragment 0, non-Llama models and anything
+over the bound take the full forward). The per-page losses are the full
+forward's (tested to 1e-6; bit-equal on the pinned transformers 5.24), so
+every score is unchanged. Measured on tiny, F = 2 (docs/BENCHMARKS.md): the
+last fragment's score runs 1.15-1.5x faster; fragment 0's is unchanged. The
+cache assumes the model is not changed between ``compute_baseline`` and the
+window's scoring (as the baseline losses already do).
+
 Score: held-out improvement, by default *relative* to the baseline
 (``(L_before - L_after) / L_before``), which is what templar uses and keeps
 scores comparable across windows as the loss falls.
@@ -64,7 +77,10 @@ longer gates the score; ``pow_t`` (the Welch t of the per-page improvements,
 assigned minus control) feeds a running account per miner
 (subnet/validator/powevidence.py: a one-sided CUSUM charged ``pow_drift``
 per window, capped at ``pow_cap``), and the pipeline pays a miner only while
-its account is at least ``pow_bar``. Its rule, bounds and measured error
+its account is at least ``pow_bar`` (a held window can be paid late, once:
+the deferred credit). It is the network's rule (``NETWORK_SCORE``, with
+``n_random_batches=0``: the held-out pages are then the whole control, the
+random-page terms NaN and unused). Its rule, bounds and measured error
 rates are in that module's docstring and docs/BENCHMARKS.md.
 Failing scores ``min(0, held-out improvement)`` with reason
 ``"no proof of work"`` (never credit, still recorded as harmful when it
@@ -93,6 +109,17 @@ from subnet.codec.sparseloco import EncodedUpdate, SparseTensor, decode_sparse
 from subnet.data.pages import Split, TokenPages
 from subnet.errors import ConfigError
 from subnet.protocol.assignment import AssignmentParams, heldout_pages
+from subnet.validator.prefix_cache import (
+    LayerInput,
+    PrefixCache,
+    PrefixCacheConfig,
+    WindowPrefix,
+    affordable,
+    llama_parts,
+    recording,
+    start_layer,
+    tail_logits,
+)
 
 Delta = Mapping[str, torch.Tensor] | Sequence[SparseTensor] | EncodedUpdate
 """A pseudo-gradient: dense tensors by name, decoded sparse entries, or the codec's encoded form."""
@@ -136,7 +163,8 @@ class ScoreConfig:
     with 8 assigned pages honest t reached down to ~2 (docs/BENCHMARKS.md), so a z of 3 would fail honest work."""
     pow_sequential: bool = False
     """Proof of work as running evidence per miner (subnet/validator/powevidence.py): the per-window test above
-    no longer gates the score; the pipeline pays a miner only while its account of ``pow_t`` clears ``pow_bar``."""
+    no longer gates the score; the pipeline pays a miner only while its account of ``pow_t`` clears ``pow_bar``
+    (a held window once more, late: the deferred credit). Off here, on in ``NETWORK_SCORE``."""
     pow_drift: float = 1.5
     """Sequential proof of work: standard errors charged per window (a free-rider's t is about 0)."""
     pow_clip: float = 8.0
@@ -184,6 +212,9 @@ class Baseline:
     """The same on the random (control) batches (None without random batches)."""
     reference_grad: Mapping[str, torch.Tensor] | None = None
     """The same on the reference set: the low-variance first-order term."""
+    prefix: WindowPrefix | None = None
+    """Hidden states entering the fragments' first layers on the held-out and control batches, recorded in the
+    before pass (prefix_cache.py); None: every after pass is a full forward."""
 
     @property
     def has_reference(self) -> bool:
@@ -247,34 +278,66 @@ def mean_loss(model: nn.Module, batches: Sequence[torch.Tensor]) -> float:
 
 def page_losses(model: nn.Module, batches: Sequence[torch.Tensor]) -> list[float]:
     """Mean next-token loss of every page (row) of every batch, in order (one forward per batch)."""
+    return _page_losses(model, batches)[0]
+
+
+def _page_losses(model: nn.Module, batches: Sequence[torch.Tensor], *, record: Sequence[int] = (),
+                 max_bytes: int | None = None, cached: Sequence[LayerInput] | None = None,
+                 layer: int = 0) -> tuple[list[float], dict[int, list[LayerInput]]]:
+    """`page_losses`, optionally recording the inputs entering ``record`` layers (full forward), or, with
+    ``cached`` (one recorded input per batch at ``layer``), running only the tail from there."""
     if not batches:
         raise ConfigError("page_losses needs at least one batch")
     was_training = model.training
     model.eval()
     out: list[float] = []
     try:
-        with torch.no_grad():
-            for batch in batches:
-                out += _row_losses(model, batch).tolist()
+        with torch.no_grad(), recording(model, record, max_bytes) as rec:
+            for i, batch in enumerate(batches):
+                rows = _row_losses(model, batch) if cached is None else _tail_row_losses(model, cached[i], layer, batch)
+                out += rows.tolist()
     finally:
         model.train(was_training)
-    return out
+    return out, rec
 
 
 def _row_losses(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """[B] mean next-token loss per page (float32 logits)."""
     if batch.dim() != 2 or batch.shape[1] < 2:
         raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
-    logits = model(input_ids=batch[:, :-1]).logits
+    return _logit_row_losses(model(input_ids=batch[:, :-1]).logits, batch)
+
+
+def _logit_row_losses(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="none")
     return loss.view(batch.shape[0], -1).mean(dim=1)
 
 
+def _tail_row_losses(model: nn.Module, inp: LayerInput, layer: int, batch: torch.Tensor) -> torch.Tensor:
+    """`_row_losses` from the recorded input entering ``layer`` (the same modules on the same inputs)."""
+    if batch.dim() != 2 or batch.shape[1] < 2:
+        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+    return _logit_row_losses(tail_logits(model, inp, layer), batch)
+
+
+def _after_losses(model: nn.Module, batches: Sequence[torch.Tensor], cache: PrefixCache | None,
+                  layer: int | None) -> list[float]:
+    """Per-page losses of the (updated) model: the tail from ``cache`` at ``layer`` when it holds these batches."""
+    cached = cache.lookup(batches, layer) if cache is not None and layer is not None else None
+    if cached is None:
+        return page_losses(model, batches)
+    return _page_losses(model, batches, cached=cached, layer=layer)[0]
+
+
 def page_batches(pages: TokenPages, indices: Sequence[int], split: Split, batch_size: int,
                  n_batches: int) -> list[torch.Tensor]:
-    """The first ``n_batches * batch_size`` of ``indices`` as ``n_batches`` token batches (fewer if short)."""
-    if batch_size < 1 or n_batches < 1:
-        raise ConfigError("batch_size and n_batches must be >= 1")
+    """The first ``n_batches * batch_size`` of ``indices`` as ``n_batches`` token batches (fewer if short).
+
+    ``n_batches=0`` is no batches (``n_random_batches=0``: no random control pages, NETWORK_SCORE)."""
+    if batch_size < 1 or n_batches < 0:
+        raise ConfigError("batch_size must be >= 1 and n_batches >= 0")
+    if n_batches == 0:
+        return []
     idx = list(indices)[: batch_size * n_batches]
     if not idx:
         raise ConfigError(f"no {split} pages to evaluate")
@@ -368,7 +431,9 @@ def _page_losses_and_grad(model: nn.Module,
 
 def compute_baseline(model: nn.Module, heldout_batches: Sequence[torch.Tensor],
                      random_batches: Sequence[torch.Tensor],
-                     reference: Sequence[torch.Tensor] = ()) -> Baseline:
+                     reference: Sequence[torch.Tensor] = (), *,
+                     prefix: PrefixCacheConfig | None = None,
+                     prefix_layers: Sequence[int] | None = None) -> Baseline:
     """Before-losses (and with ``reference``, gradients) shared by every submission of this window.
 
     With no random batches ``random_loss`` is NaN and scoring uses the held-out
@@ -377,19 +442,48 @@ def compute_baseline(model: nn.Module, heldout_batches: Sequence[torch.Tensor],
     gradients of the held-out, random and reference losses, and every score gets
     the control variate of the module docstring; cost: one forward+backward over
     the three sets, once per window.
+
+    Prefix cache (``prefix``, default ``PrefixCacheConfig()``: on): the same
+    passes record the hidden states entering each of ``prefix_layers`` (default:
+    every boundary 1..n; the pipeline passes its fragments' first layers) while
+    they fit ``prefix.max_bytes``, so scoring an update to a later fragment runs
+    only the layers it changed (prefix_cache.py; the losses are the full
+    forward's). Off, or a model that is not Llama-shaped: ``Baseline.prefix`` is None.
     """
     mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
-    if not reference:
-        held = page_losses(model, heldout_batches)
-        rand = page_losses(model, random_batches) if random_batches else []
-        return Baseline(heldout_loss=mean(held), random_loss=mean(rand), heldout_page_losses=tuple(held),
-                        random_page_losses=tuple(rand))
-    held, held_grad = _page_losses_and_grad(model, heldout_batches)
-    rand, rand_grad = _page_losses_and_grad(model, random_batches) if random_batches else ([], None)
-    ref_loss, ref_grad = loss_and_grad(model, reference)
+    prefix = PrefixCacheConfig() if prefix is None else prefix
+    parts = llama_parts(model) if prefix.enabled else None
+    layers: list[int] = []
+    if parts is not None:
+        wanted = range(1, parts.n_layers + 1) if prefix_layers is None else set(prefix_layers)
+        # deepest first: when not every boundary fits, keep the ones that skip the most layers
+        layers = affordable(model, [*heldout_batches, *random_batches],
+                            sorted((a for a in wanted if 0 < a <= parts.n_layers), reverse=True), prefix.max_bytes)
+    extra: dict[str, object] = {}
+    with recording(model, layers, prefix.max_bytes) as rec:
+        if not reference:
+            held = page_losses(model, heldout_batches)
+            rand = page_losses(model, random_batches) if random_batches else []
+        else:
+            held, held_grad = _page_losses_and_grad(model, heldout_batches)
+            rand, rand_grad = _page_losses_and_grad(model, random_batches) if random_batches else ([], None)
+    if reference:
+        ref_loss, ref_grad = loss_and_grad(model, reference)
+        extra = dict(reference_loss=ref_loss, heldout_grad=held_grad, random_grad=rand_grad, reference_grad=ref_grad)
+    if parts is not None:
+        n_h = len(heldout_batches)
+        rec = {a: xs for a, xs in rec.items() if _aligned(xs, [*heldout_batches, *random_batches])}
+        extra["prefix"] = WindowPrefix(
+            heldout=PrefixCache(list(heldout_batches), {a: xs[:n_h] for a, xs in rec.items()}),
+            random=PrefixCache(list(random_batches), {a: xs[n_h:] for a, xs in rec.items()}), cfg=prefix)
     return Baseline(heldout_loss=mean(held), random_loss=mean(rand), heldout_page_losses=tuple(held),
-                    random_page_losses=tuple(rand), reference_loss=ref_loss,
-                    heldout_grad=held_grad, random_grad=rand_grad, reference_grad=ref_grad)
+                    random_page_losses=tuple(rand), **extra)  # type: ignore[arg-type]
+
+
+def _aligned(recorded: Sequence[LayerInput], batches: Sequence[torch.Tensor]) -> bool:
+    """One recorded input per batch, each shaped [B, L-1, d] like its batch (else the record is not used)."""
+    return len(recorded) == len(batches) and all(
+        tuple(x.hidden.shape[:2]) == (b.shape[0], b.shape[1] - 1) for x, b in zip(recorded, batches))
 
 
 def reference_pages(seed_next: int, params: AssignmentParams, n_pages: int) -> tuple[int, ...]:
@@ -485,12 +579,18 @@ def score_contribution(
                     assigned_improvement=0.0, random_improvement=0.0, control_improvement=0.0,
                     estimated_improvement=0.0)
 
-    own_before = page_losses(model, assigned_batches)
+    window = baseline.prefix
+    a = start_layer(model, params) if window is not None and window.cfg.enabled else None
+    record = affordable(model, assigned_batches, [a], window.cfg.max_bytes) if window and a is not None else []
+    own_before, rec = _page_losses(model, assigned_batches, record=record,
+                                   max_bytes=window.cfg.max_bytes if window else None)
+    own_cache = PrefixCache(list(assigned_batches), rec) if record and _aligned(rec[a], assigned_batches) else None
     try:
         with applied(params, delta, cfg.eval_lr):
-            held_after_p = page_losses(model, heldout_batches)
-            rand_after_p = page_losses(model, random_batches) if random_batches else []
-            own_after = page_losses(model, assigned_batches)
+            held_after_p = _after_losses(model, heldout_batches, window.heldout if window else None, a)
+            rand_after_p = (_after_losses(model, random_batches, window.random if window else None, a)
+                            if random_batches else [])
+            own_after = _after_losses(model, assigned_batches, own_cache, a)
     except BadShape as exc:
         return zero(f"malformed update: {exc}")
     return score_from_losses(delta, cfg, baseline, own_before=own_before, own_after=own_after,

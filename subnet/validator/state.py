@@ -5,9 +5,11 @@ last window scored, the block of the last weights set or commit (so a restart
 never sets weights twice inside the rate limit), a timelocked commit still
 waiting for its reveal (so a restart neither commits twice nor forgets to
 verify it), each fragment's reference update norm (the norm gate's
-yardstick) and each miner's running proof-of-work evidence (powevidence.py:
+yardstick), each miner's running proof-of-work evidence (powevidence.py:
 losing it would let every free-rider start over, or make honest miners
-prove themselves again). Upload evidence (first-seen bytes and blocks) lives in
+prove themselves again) and its held proof-of-work credit (the one window
+it may still be paid for late; a file written before credits existed loads
+with none). Upload evidence (first-seen bytes and blocks) lives in
 evidence.py's own files.
 The model itself is persisted beside it by `subnet.node.globalmodel.persist`.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from subnet.atomic import write_text_atomic
 from subnet.errors import ConfigError
 from subnet.validator.competition import CompetitionState
+from subnet.validator.powevidence import HeldCredit
 
 STATE_FILE = "validator_state.json"
 SCHEMA = 1
@@ -44,6 +47,8 @@ class ValidatorState:
     last_evaluated: dict[str, int] = field(default_factory=dict)
     # hotkey -> running proof-of-work evidence (powevidence.update_evidence; used with ScoreConfig.pow_sequential)
     pow_evidence: dict[str, float] = field(default_factory=dict)
+    # hotkey -> the one held window it may still be paid for (powevidence.HeldCredit; the deferred credit)
+    pow_credits: dict[str, HeldCredit] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -57,6 +62,7 @@ class ValidatorState:
             "ref_norms": {str(f): v for f, v in self.ref_norms.items()},
             "last_evaluated": dict(self.last_evaluated),
             "pow_evidence": dict(self.pow_evidence),
+            "pow_credits": {h: c.to_dict() for h, c in self.pow_credits.items()},
         }, sort_keys=True)
 
     @classmethod
@@ -77,6 +83,7 @@ class ValidatorState:
                 last_evaluated={str(h): int(w) for h, w in (raw.get("last_evaluated") or {}).items()},
                 pow_evidence={str(h): float(e) for h, e in (raw.get("pow_evidence") or {}).items()
                               if 0.0 <= float(e) < float("inf")},
+                pow_credits={str(h): HeldCredit.from_dict(c) for h, c in (raw.get("pow_credits") or {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",

@@ -48,6 +48,7 @@ from subnet.validator.pipeline import (
     prepare_eval,
     verify_all,
 )
+from subnet.validator.powevidence import HeldCredit
 from subnet.validator.scoring import score_contribution
 from subnet.validator.submission import Submission
 
@@ -106,12 +107,26 @@ class Window:
 
     def judge(self, *, ref_norms: Mapping[int, float] | None = None, competition: CompetitionState | None = None,
               scorer: Scorer = score_contribution, verifier: Callable[[Peer, int], Verify] | None = None,
-              subs: Sequence[Submission] | None = None, sampling: SamplingPlan | None = None) -> Verdict:
+              subs: Sequence[Submission] | None = None, sampling: SamplingPlan | None = None,
+              pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, HeldCredit] | None = None
+              ) -> Verdict:
+        """The pipeline over this window; ``pow_evidence`` None: every proof-of-work account starts empty (as a
+        validator's first window with the network's sequential rule), ``self.proven()``: everyone banked."""
         snap = self.snapshot()
         subs = list(subs) if subs is not None else self.verified(verifier)
         return judge(subs, snap, self.world.ctx(snap), ref_norms=dict(ref_norms or {}),
                      competition=competition or CompetitionState(), opts=self.world.opts,
-                     comp_cfg=self.world.comp_cfg, scorer=scorer, sampling=sampling)
+                     comp_cfg=self.world.comp_cfg, scorer=scorer, sampling=sampling, pow_evidence=pow_evidence,
+                     pow_credits=pow_credits)
+
+    def proven(self, uids: Sequence[int] | None = None) -> dict[str, float]:
+        """Proof-of-work accounts at the cap for ``uids`` (default: every registered miner of the window).
+
+        Why: a test of another rule (copy ties, norms, griefing) about miners with a record of proven work;
+        with everyone banked the sequential rule gates no one this window, the strongest case for an attacker.
+        """
+        cap = self.world.score_cfg.pow_cap
+        return {self.world.hotkey(u): cap for u in (self.assignments if uids is None else uids)}
 
 
 class World:
