@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 from bittensor.sp_core import Keypair
+from harness.pages import stride_pages
 
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
@@ -45,10 +45,7 @@ def _gm() -> GlobalModel:
 
 
 def _pages() -> TokenPages:
-    rng = np.random.default_rng(2)
-    starts = rng.integers(0, 300, size=200)
-    tokens = np.concatenate([(s + 3 * np.arange(40)) % 301 for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=33, heldout_fraction=0.1)
+    return stride_pages(seed=2, docs=200, step=3, modulus=301, start_high=300)
 
 
 def _artifact(gm: GlobalModel, uid: int, run: TrainRuntime, model: torch.nn.Module) -> tuple[str, bytes, Contribution]:

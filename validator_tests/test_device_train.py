@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from harness.pages import stride_pages
 
 from subnet.data.pages import TokenPages
 from subnet.device.config import DeviceConfig
@@ -22,10 +23,7 @@ torch.set_num_threads(1)
 
 
 def knob_pages(vocab: int = 211, page_len: int = 33) -> TokenPages:
-    rng = np.random.default_rng(4)
-    starts = rng.integers(0, vocab, size=200)
-    tokens = np.concatenate([(s + 11 * np.arange(40)) % vocab for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=page_len, heldout_fraction=0.1)
+    return stride_pages(seed=4, docs=200, step=11, modulus=vocab, page_len=page_len)
 
 
 CFG = TrainConfig(inner_steps=3, batch_size=4, lr=3e-3, warmup_steps=0)
@@ -88,10 +86,7 @@ def test_125m_preset_trains_for_real_on_cpu() -> None:
     model = build_model("125m", seed=0)
     frags = partition(model, 4)
     vocab = model.config.vocab_size
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, vocab, size=64)
-    tokens = np.concatenate([(s + 17 * np.arange(64)) % vocab for s in starts]).astype(np.uint16)
-    pages = TokenPages(tokens, page_len=65, heldout_fraction=0.1)
+    pages = stride_pages(seed=0, docs=64, step=17, modulus=vocab, doc_len=64, page_len=65)
     cfg = TrainConfig(inner_steps=2, batch_size=2, lr=1e-3, warmup_steps=0)
     run = prepare_training(model, torch.device("cpu"), None, DeviceConfig(micro_batch_size=1))
     before = model_hash(model)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from harness.pages import stride_pages
 
 from subnet.data.pages import TokenPages
 from subnet.errors import ConfigError
@@ -21,10 +21,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def rebase_pages() -> TokenPages:
-    rng = np.random.default_rng(3)
-    starts = rng.integers(0, 211, size=300)
-    tokens = np.concatenate([(s + 5 * np.arange(40)) % 211 for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=33, heldout_fraction=0.1)
+    return stride_pages(seed=3, docs=300, step=5, modulus=211)
 
 
 def _stream(pages: TokenPages, n: int) -> list[torch.Tensor]:

@@ -8,9 +8,9 @@ nothing uploaded and the window not marked done).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from harness.pages import stride_pages
 
 from subnet.data.pages import TokenPages
 from subnet.miner.config import TrainConfig
@@ -22,10 +22,7 @@ torch.set_num_threads(1)
 
 
 def _pages() -> TokenPages:
-    rng = np.random.default_rng(5)
-    starts = rng.integers(0, 211, size=200)
-    tokens = np.concatenate([(s + 7 * np.arange(40)) % 211 for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=33, heldout_fraction=0.1)
+    return stride_pages(seed=5, docs=200, step=7, modulus=211)
 
 
 def test_the_wrapper_passes_batches_until_the_stop_then_raises() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
+from harness.pages import stride_pages
 
 from subnet.data.pages import TokenPages
 from subnet.miner.config import TrainConfig
@@ -22,10 +22,7 @@ PAGE_LEN = 33
 
 def make_pages() -> TokenPages:
     # A learnable stream: next token = (token + 7) mod 211, with a random restart every 40 tokens.
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, 211, size=400)
-    tokens = np.concatenate([(s + 7 * np.arange(40)) % 211 for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=PAGE_LEN, heldout_fraction=0.1)
+    return stride_pages(seed=0, docs=400, step=7, modulus=211, page_len=PAGE_LEN)
 
 
 def batches(pages: TokenPages, indices: list[int], batch_size: int) -> Iterator[torch.Tensor]:

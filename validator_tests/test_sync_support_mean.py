@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from bittensor.sp_core import Keypair
+from harness.pages import stride_pages
 from harness.threads import digests_across_thread_counts
 
 from subnet.codec.config import CodecConfig
@@ -77,10 +77,7 @@ def _gm() -> GlobalModel:
 
 
 def _pages() -> TokenPages:
-    rng = np.random.default_rng(4)
-    starts = rng.integers(0, 300, size=160)
-    tokens = np.concatenate([(s + 5 * np.arange(40)) % 301 for s in starts]).astype(np.uint16)
-    return TokenPages(tokens, page_len=33, heldout_fraction=0.1)
+    return stride_pages(seed=4, docs=160, step=5, modulus=301, start_high=300)
 
 
 def _artifact(gm: GlobalModel, uid: int, pages: TokenPages) -> tuple[bytes, Contribution]:
