@@ -79,7 +79,7 @@ from subnet.sync.config import SyncConfig  # noqa: E402
 from subnet.validator.competition import CompetitionState  # noqa: E402
 from subnet.validator.copydetect import PARTIAL_SHARE, overlap_stats, support_of  # noqa: E402
 from subnet.validator.pipeline import Verdict  # noqa: E402
-from subnet.validator.powevidence import HeldCredit  # noqa: E402
+from subnet.validator.powevidence import Credits  # noqa: E402
 from subnet.validator.scoring import mean_loss, page_batches  # noqa: E402
 from subnet.validator.submission import Outcome  # noqa: E402
 
@@ -134,8 +134,8 @@ class Twin:
     """(window, encoded honest update, its base version): what a replayer can re-sign."""
     pow_evidence: dict[str, float] = field(default_factory=dict)
     """hotkey -> running proof-of-work account (the network's sequential rule), carried window to window."""
-    pow_credits: dict[str, HeldCredit] = field(default_factory=dict)
-    """hotkey -> held proof-of-work credit (the one-window deferred credit), carried window to window."""
+    pow_credits: dict[str, Credits] = field(default_factory=dict)
+    """hotkey -> held proof-of-work credits (the deferred credit, oldest first), carried window to window."""
 
 
 def _scaled(update: Mapping[str, torch.Tensor], k: float) -> dict[str, torch.Tensor]:

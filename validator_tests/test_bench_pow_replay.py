@@ -38,8 +38,10 @@ def _record(tmp_path: Path, windows: int = 6) -> Path:
 def test_the_totals_and_the_newcomer_table_pay_honest_work_and_never_the_free_rider(tmp_path: Path) -> None:
     path = str(_record(tmp_path))
     totals = "\n".join(replay.totals([path]))
-    row = next(line for line in totals.splitlines() if line.startswith("| A8 H8 R0 (NETWORK_SCORE) | 1.5 / 3 / 6 |"))
+    default = "| A8 H8 R0 (NETWORK_SCORE) | 1.5 / 3 / 4.5 / 2 (default) |"
+    row = next(line for line in totals.splitlines() if line.startswith(default))
     assert "| 6/6 (6) |" in row and "| 0/6 (0) |" in row and row.endswith("| none |"), row
+    assert "| A8 H8 R0 (NETWORK_SCORE) | 1.5 / 3 / 6 / 1 (previous default) |" in totals
     joined = replay.joiners([path], first=1)[-1]
     assert joined.endswith("| 4/4 (4) | 0/0 (0) | 0/4 (0) |"), joined  # k = 1..4: 4 joins each
 
@@ -56,3 +58,19 @@ def test_a_weak_first_window_is_paid_late_when_the_second_reaches_the_bar(tmp_pa
     paid = replay.replay(recs, ts, replay.ScoreConfig(pow_sequential=True))
     assert paid["honest"] == (5, 6, 6)  # 5 by the account, the held first window paid late
     assert paid["wrong_pages"] == (0, 0, 6)
+
+
+def test_two_held_windows_are_both_paid_late_with_two_credits_and_one_with_one(tmp_path: Path) -> None:
+    recs, sweep, _ = replay._load(str(_record(tmp_path)))
+    ts = {id(r): replay._t(r[sweep], 8, 8, 0) for r in recs}
+    honest = [r for r in recs if r["kind"] == "honest"]
+    ts[id(honest[0])], ts[id(honest[1])] = 3.0, 2.5  # accounts 1.5 and 2.5: both below the bar, both held
+    assert ts[id(honest[2])] > 4.5  # the third reaches the bar and releases what is held
+    new = replay.replay(recs, ts, replay._cfg(replay.DEFAULT))
+    old = replay.replay(recs, ts, replay._cfg(replay.PREVIOUS))
+    assert new["honest"] == (4, 6, 6) and old["honest"] == (4, 5, 6), (new, old)
+    ts[id(honest[2])] = 0.0  # a third held window instead: the oldest credit drops past the limit of 2
+    ts[id(honest[3])] = 8.0
+    assert replay.replay(recs, ts, replay._cfg(replay.DEFAULT))["honest"] == (3, 5, 6)
+    misses = replay._misses(recs, ts, replay._cfg(replay.DEFAULT), 0)
+    assert misses == ["run 0 miner 0 window 1 (t 3.0)"], misses

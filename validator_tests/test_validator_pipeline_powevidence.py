@@ -4,7 +4,8 @@
 `ScoreConfig` (`pow_sequential` on) pays a miner only while its running
 evidence clears the bar: an honest miner whose first window falls short of the
 bar (the cold start) is held, then paid at its next window, and the held
-window is credited late (the deferred credit); a wrong-pages trainer and a
+window is credited late (the deferred credit, up to ``pow_credits`` held
+windows per hotkey); a wrong-pages trainer and a
 noise miner are never paid, however many windows they try; the accounts and
 credits the verdict returns are what the loop persists in ValidatorState.
 """
@@ -18,7 +19,7 @@ from harness.pipeline_world import Upload, world
 
 from subnet.validator.competition import CompetitionState
 from subnet.validator.pipeline import judge, prepare_eval
-from subnet.validator.powevidence import HeldCredit
+from subnet.validator.powevidence import Credits, HeldCredit
 from subnet.validator.submission import Outcome
 
 torch.set_num_threads(1)
@@ -37,7 +38,7 @@ def test_honest_is_paid_and_free_riders_never_are_over_windows() -> None:
     assert cfg.pow_sequential  # the network default
     ctx = prepare_eval(w.gm, w.pages, snap, cfg, w.params)
     accounts: dict[str, float] = {"not-registered-any-more": 5.0}
-    credits: dict[str, HeldCredit] = {"gone-too": HeldCredit(uid=40, round=1, score=1.0)}
+    credits: dict[str, Credits] = {"gone-too": (HeldCredit(uid=40, round=1, score=1.0),)}
     comp = CompetitionState()
     for window in range(3):  # the same uploads judged window after window: accounts, credits and rounds carry over
         verdict = judge(win.verified(), snap, ctx, ref_norms={}, competition=comp, opts=w.opts,
@@ -62,8 +63,10 @@ def test_honest_is_paid_and_free_riders_never_are_over_windows() -> None:
             assert by[uid].score is not None and by[uid].score <= 0.0
             assert verdict.standing.weights.get(uid, 0.0) == 0.0
         assert verdict.pow_evidence is not None and verdict.pow_credits is not None
-        held = {c.uid for c in verdict.pow_credits.values()}  # held with a positive score (noise's is not)
+        held = {c.uid for cs in verdict.pow_credits.values() for c in cs}  # held with a positive score (not noise)
         assert held == ({HONEST, WRONG_PAGES} if window == 0 else {WRONG_PAGES}), held
+        wrong = verdict.pow_credits[w.hotkey(WRONG_PAGES)]  # one more held round a window, the newest 2 kept
+        assert [c.round for c in wrong] == list(range(max(1, window), window + 2)), wrong
         accounts, credits, comp = verdict.pow_evidence, verdict.pow_credits, verdict.standing.competition
     assert "not-registered-any-more" not in accounts and "gone-too" not in credits  # pruned with the peer list
     assert accounts[w.hotkey(HONEST)] >= cfg.pow_bar

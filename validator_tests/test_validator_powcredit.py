@@ -1,6 +1,6 @@
-"""The one-window deferred proof-of-work credit (subnet/validator/powevidence.py, competition.credit_round,
-pipeline.compete): its invariants by hypothesis over the real stages, the alternation bound by enumeration,
-and the credits' persistence in ValidatorState.
+"""The deferred proof-of-work credit, up to ``ScoreConfig.pow_credits`` held windows per hotkey
+(subnet/validator/powevidence.py, competition.credit_round, pipeline.compete): its invariants by hypothesis
+over the real stages, the alternation bound by enumeration, and the credits' persistence in ValidatorState.
 
 A simulated miner here is a judged submission with a measured ``pow_t``: every window goes through the real
 ``apply_evidence`` and the real ``compete`` (cohort normalisation, the OpenSkill round, the credit release,
@@ -24,6 +24,7 @@ from subnet.validator.competition import CompetitionConfig, CompetitionState, Pl
 from subnet.validator.outcome import Outcome
 from subnet.validator.pipeline import ChainSnapshot, compete
 from subnet.validator.powevidence import (
+    Credits,
     CreditStep,
     HeldCredit,
     apply_evidence,
@@ -34,10 +35,11 @@ from subnet.validator.scoring import ScoreConfig
 from subnet.validator.state import ValidatorState
 from subnet.validator.submission import Submission
 
-CFG = ScoreConfig(pow_sequential=True)  # drift 1.5, bar 3, cap 6, clip 8: the network's rule
+CFG = ScoreConfig(pow_sequential=True)  # drift 1.5, bar 3, cap 4.5, clip 8, 2 credits: the network's rule
+PREVIOUS = ScoreConfig(pow_sequential=True, pow_cap=6.0, pow_credits=1)  # the default before: cap 6, one credit
 COMP = CompetitionConfig(recent_rounds=128)  # every simulated round stays visible in `recent`
 MINER, ANCHOR, VALIDATOR = 1, 2, 0
-K = math.floor((CFG.pow_cap - CFG.pow_bar) / CFG.pow_drift)  # 2: free windows the account pays after the cap
+K = math.floor((CFG.pow_cap - CFG.pow_bar) / CFG.pow_drift)  # 1: free windows the account pays after the cap
 
 
 def _peer(uid: int, hotkey: str) -> Peer:
@@ -60,28 +62,31 @@ def _sub(uid: int, hotkey: str, t: float, score: float = 0.01) -> Submission:
 class Sim:
     """One miner (and an anchor at t = 8) played through apply_evidence and compete, window after window."""
 
-    def __init__(self, *, defer: bool) -> None:
-        self.defer = defer
+    def __init__(self, *, defer: bool, cfg: ScoreConfig = CFG) -> None:
+        self.defer, self.cfg = defer, cfg
         self.hotkeys = {VALIDATOR: "hkV", MINER: "hkM", ANCHOR: "hkA"}
-        self.comp, self.accounts = CompetitionState(), {"hkA": CFG.pow_cap}
-        self.credits: dict[str, HeldCredit] = {}
+        self.comp, self.accounts = CompetitionState(), {"hkA": cfg.pow_cap}
+        self.credits: dict[str, Credits] = {}
         self.window = 0
         self.released_per_window: list[int] = []
+        self.released: tuple[HeldCredit, ...] = ()
 
     def play(self, t: float | None) -> None:
         """One window; ``t`` None: the miner was not evaluated (it sits the round out)."""
         subs = [_sub(ANCHOR, "hkA", 8.0)]
         if t is not None:
             subs.append(_sub(MINER, "hkM", t))
-        judged, self.accounts = apply_evidence(subs, self.accounts, CFG)
+        judged, self.accounts = apply_evidence(subs, self.accounts, self.cfg)
         if t is None:
             judged.append(Submission(uid=MINER, hotkey="hkM", fragment=0, outcome=Outcome.NOT_SAMPLED, reason="-"))
         standing = compete(judged, _snap(self.window, self.hotkeys), self.comp, COMP, "median", (),
-                           pow_credits=self.credits if self.defer else None, score_cfg=CFG)
+                           pow_credits=self.credits if self.defer else None, score_cfg=self.cfg)
         self.comp = standing.competition
         self.credits = standing.pow_credits or {}
+        self.released = standing.released
         self.released_per_window.append(len(standing.released))
-        assert len(self.credits) <= 1 and all(c.uid == MINER for c in self.credits.values())
+        assert set(self.credits) <= {"hkM"} and len(self.credits.get("hkM", ())) <= self.cfg.pow_credits
+        assert all(c.uid == MINER for cs in self.credits.values() for c in cs)
         self.window += 1
 
     @property
@@ -93,20 +98,36 @@ class Sim:
         return [s is not None and s > 0 for s in self.recent]
 
 
-def _run(ts: list[float | None], *, defer: bool) -> Sim:
-    sim = Sim(defer=defer)
+def _run(ts: list[float | None], *, defer: bool, cfg: ScoreConfig = CFG) -> Sim:
+    sim = Sim(defer=defer, cfg=cfg)
     for t in ts:
         sim.play(t)
     return sim
 
 
 def test_step_credit_table() -> None:
-    old, new = HeldCredit(uid=1, round=1, score=0.9), HeldCredit(uid=1, round=2, score=1.1)
-    assert step_credit(old, True, None) == (None, CreditStep.RELEASED)
-    assert step_credit(None, True, None) == (None, CreditStep.NONE)
-    assert step_credit(old, False, new) == (new, CreditStep.HELD)  # the older credit goes, the new one stays
-    assert step_credit(old, False, None) == (None, CreditStep.DROPPED)
-    assert step_credit(None, False, None) == (None, CreditStep.NONE)
+    a, b, c = (HeldCredit(uid=1, round=r, score=0.9) for r in (1, 2, 3))
+    assert step_credit((a, b), True, None, 2) == ((), CreditStep.RELEASED)  # the caller pays a and b
+    assert step_credit((), True, None, 2) == ((), CreditStep.NONE)
+    assert step_credit((a,), False, b, 2) == ((a, b), CreditStep.HELD)  # appended, oldest first
+    assert step_credit((a, b), False, c, 2) == ((b, c), CreditStep.HELD)  # the oldest drops past the limit
+    assert step_credit((a,), False, b, 1) == ((b,), CreditStep.HELD)  # one credit: the previous default's rule
+    assert step_credit((a, b), False, None, 2) == ((), CreditStep.DROPPED)  # a held window with nothing to credit
+    assert step_credit((a,), False, b, 0) == ((), CreditStep.DROPPED)  # pow_credits 0: no deferred credit
+    assert step_credit((), False, None, 2) == ((), CreditStep.NONE)
+
+
+def test_pow_credits_is_validated() -> None:
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ConfigError):
+            ScoreConfig(pow_credits=bad)  # type: ignore[arg-type]
+    assert ScoreConfig(pow_credits=0).pow_credits == 0
+
+
+def test_no_credits_is_the_account_alone() -> None:
+    ts = [4.0, 0.0, 4.0, 8.0, 0.0, 0.0, 0.0, 8.0, 2.0]
+    none = ScoreConfig(pow_sequential=True, pow_credits=0)
+    assert _run(ts, defer=True, cfg=none).paid() == _run(ts, defer=False).paid()
 
 
 def test_an_honest_miner_held_in_its_first_window_is_paid_for_it_at_the_next() -> None:
@@ -121,8 +142,12 @@ def test_an_honest_miner_held_in_its_first_window_is_paid_for_it_at_the_next() -
 def test_the_credit_waits_through_windows_the_miner_is_not_evaluated_in() -> None:
     sim = _run([4.0, None, None, 4.0], defer=True)
     assert sim.paid() == [True, True]
-    # 2.5 (held), 1.0 (still held: round 1's credit goes, round 2's stays), 3.5 (paid: round 2 released)
-    assert _run([4.0, 0.0, 4.0], defer=True).paid() == [False, True, True]
+    # 2.5 (held), 1.0 (held), 3.5 (paid: rounds 1 and 2 released)
+    sim = _run([4.0, 0.0, 4.0], defer=True)
+    assert sim.paid() == [True, True, True] and sim.released_per_window == [0, 0, 2]
+    # 2.5, 1.0, 0.0 (three held: round 1's credit goes past the limit of 2), 3.5 (paid: rounds 2 and 3 released)
+    assert _run([4.0, 0.0, 0.0, 5.0], defer=True).paid() == [False, True, True, True]
+    assert _run([4.0, 0.0, 4.0], defer=True, cfg=PREVIOUS).paid() == [False, True, True]  # one credit: round 2
 
 
 @settings(max_examples=60, deadline=None)
@@ -143,8 +168,8 @@ FREE = st.floats(min_value=-50, max_value=0.0, allow_nan=False)
 @settings(max_examples=80, deadline=None)
 @given(ts=st.lists(st.one_of(STRONG, FREE), min_size=1, max_size=24))
 def test_paid_free_windows_between_two_strong_ones_are_bounded(ts: list[float]) -> None:
-    """Per run of windows with t <= 0: at most K paid from the account, plus 1 late through the credit."""
-    for defer, bound in ((False, K), (True, K + 1)):
+    """Per run of windows with t <= 0: at most K paid from the account, plus pow_credits late through the credit."""
+    for defer, bound in ((False, K), (True, K + CFG.pow_credits)):
         paid = _run(ts, defer=defer).paid()
         run = 0
         for t, p in zip(ts, paid):
@@ -157,7 +182,7 @@ def test_paid_free_windows_between_two_strong_ones_are_bounded(ts: list[float]) 
 
 @settings(max_examples=60, deadline=None)
 @given(ts=st.lists(st.one_of(STRONG, FREE, st.none()), min_size=1, max_size=24))
-def test_a_release_raises_exactly_one_earlier_round_and_never_pays_an_unheld_one(ts: list[float | None]) -> None:
+def test_a_release_raises_exactly_the_held_rounds_and_never_pays_an_unheld_one(ts: list[float | None]) -> None:
     sim = Sim(defer=True)
     for t in ts:
         before = sim.comp.players[MINER].recent if MINER in sim.comp.players else ()
@@ -167,33 +192,43 @@ def test_a_release_raises_exactly_one_earlier_round_and_never_pays_an_unheld_one
             assert after == before
             continue
         changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
-        assert len(changed) == sim.released_per_window[-1] <= 1
+        assert len(changed) == sim.released_per_window[-1] <= CFG.pow_credits
+        assert changed == [c.round - 1 for c in sim.released]  # round r is entry r - 1 (recent keeps every round)
         for i in changed:
             assert before[i] is not None and before[i] <= 0 < after[i]  # a held (unpaid) round, now paid
     assert sum(sim.released_per_window) <= sum(1 for s in sim.recent if s is not None and s > 0)
 
 
-def _cycle_paid(pattern: str, defer: bool, repeats: int = 6) -> bool:
-    """Is a miner repeating ``pattern`` (W: t = clip, F: t = 0) paid in every window after the first cycle?"""
-    ts = [CFG.pow_clip if c == "W" else 0.0 for c in pattern * repeats]
-    paid = _run(ts, defer=defer).paid()
-    # the last window's credit cannot be released yet (no next window): judge whole cycles but the last window
-    return all(paid[len(pattern):-1])
+def _cycle_paid(pattern: str, defer: bool, cfg: ScoreConfig = CFG, repeats: int = 6) -> bool:
+    """Is a miner repeating ``pattern`` (W: t = clip, F: t = 0) paid in every window after the first cycle?
+
+    The windows after the last W of the run cannot be released yet (no later W): only whole cycles up to the
+    last W are judged.
+    """
+    ts = [cfg.pow_clip if c == "W" else 0.0 for c in pattern * repeats]
+    paid = _run(ts, defer=defer, cfg=cfg).paid()
+    last_w = max(i for i, t in enumerate(ts) if t > cfg.pow_drift)
+    return all(paid[len(pattern):last_w + 1])
+
+
+def _least_share(defer: bool, cfg: ScoreConfig) -> float:
+    best = 1.0
+    for n in range(1, 7):
+        for pattern in ("".join(p) for p in itertools.product("WF", repeat=n)):
+            if "W" in pattern and _cycle_paid(pattern, defer, cfg):
+                best = min(best, pattern.count("W") / n)
+    return best
 
 
 def test_alternation_bound_by_enumeration() -> None:
-    """The least share of strong windows that is paid in every window: 1/3 from the account, 1/4 with the credit.
-
-    (The docstring used to say "about half the work": W-F alternation is paid in full, and so is W-F-F.)
-    """
-    for defer, least in ((False, 1 / 3), (True, 1 / 4)):
-        best = 1.0
-        for n in range(1, 7):
-            for pattern in ("".join(p) for p in itertools.product("WF", repeat=n)):
-                if "W" in pattern and _cycle_paid(pattern, defer):
-                    best = min(best, pattern.count("W") / n)
-        assert best == pytest.approx(least), (defer, best)
-    assert _cycle_paid("WFF", False) and not _cycle_paid("WFFF", False)
+    """The bound: over every W/F cycle of up to 6 windows, the least share of strong windows that is still paid
+    in every window is 1/2 from the account alone and 1/4 with the deferred credit (defaults: cap 4.5, 2
+    credits), the same 1/4 as the previous default (cap 6, one credit), and 3 credits would lower it to 1/5."""
+    assert _least_share(False, CFG) == pytest.approx(1 / 2)
+    assert _least_share(True, CFG) == pytest.approx(1 / 4)
+    assert _least_share(True, PREVIOUS) == pytest.approx(1 / 4)
+    assert _least_share(True, ScoreConfig(pow_sequential=True, pow_credits=3)) == pytest.approx(1 / 5)
+    assert _cycle_paid("WF", False) and not _cycle_paid("WFF", False)
     assert _cycle_paid("WFFF", True) and not _cycle_paid("WFFFF", True)
 
 
@@ -221,7 +256,7 @@ def test_credits_are_keyed_by_hotkey_pruned_with_it_and_never_inherited() -> Non
     sim = _run([4.0], defer=True)
     assert set(sim.credits) == {"hkM"}
     sim.hotkeys[MINER] = "hkNew"  # uid recycled: a new hotkey registers at the miner's uid
-    subs, _ = apply_evidence([_sub(ANCHOR, "hkA", 8.0), _sub(MINER, "hkNew", 8.0)], {"hkA": 6.0}, CFG)
+    subs, _ = apply_evidence([_sub(ANCHOR, "hkA", 8.0), _sub(MINER, "hkNew", 8.0)], {"hkA": CFG.pow_cap}, CFG)
     standing = compete(subs, _snap(1, sim.hotkeys), sim.comp, COMP, "median", (), pow_credits=sim.credits,
                        score_cfg=CFG)
     assert standing.released == () and standing.pow_credits == {}  # the old hotkey's credit is gone with it
@@ -235,7 +270,7 @@ def test_held_score_is_normalised_with_the_held_scores_restored_and_others_keep_
     standing = compete(judged, _snap(0, hotkeys), CompetitionState(), COMP, "median", (), pow_credits={},
                        score_cfg=CFG)
     assert standing.norm_scores[1] == pytest.approx(0.02 / 0.03) and standing.norm_scores[3] == 0.0
-    assert standing.pow_credits == {"h3": HeldCredit(uid=3, round=1, score=pytest.approx(0.06 / 0.04))}
+    assert standing.pow_credits == {"h3": (HeldCredit(uid=3, round=1, score=pytest.approx(0.06 / 0.04)),)}
     below_floor = compete(judged, _snap(0, hotkeys), CompetitionState(), COMP, "median", (), pow_credits={},
                           score_cfg=CFG, floor=0.1)
     assert below_floor.pow_credits == {}  # would have been zeroed by the noise floor: no credit
@@ -244,31 +279,50 @@ def test_held_score_is_normalised_with_the_held_scores_restored_and_others_keep_
 def test_a_credit_is_released_only_at_the_uid_it_was_held_at() -> None:
     c = HeldCredit(uid=5, round=2, score=1.0)
     paid, _ = apply_evidence([_sub(7, "h", 8.0)], {"h": 6.0}, CFG)  # the hotkey re-registered at uid 7
-    assert settle_credits({"h": c}, paid, {}, {7: 1}, CFG) == ({}, [])
+    assert settle_credits({"h": (c,)}, paid, {}, {7: 1}, CFG) == ({}, [])
     paid, _ = apply_evidence([_sub(5, "h", 8.0)], {"h": 6.0}, CFG)
-    assert settle_credits({"h": c}, paid, {}, {5: 3}, CFG) == ({}, [c])
+    assert settle_credits({"h": (c,)}, paid, {}, {5: 3}, CFG) == ({}, [c])
+    d = HeldCredit(uid=5, round=3, score=2.0)
+    assert settle_credits({"h": (c, d)}, paid, {}, {5: 4}, CFG) == ({}, [c, d])  # both held rounds, oldest first
+    # a state written under a larger limit releases no more than pow_credits (the newest)
+    one = ScoreConfig(pow_sequential=True, pow_credits=1)
+    assert settle_credits({"h": (c, d)}, paid, {}, {5: 4}, one) == ({}, [d])
+
+
+def test_a_held_window_at_a_moved_uid_drops_the_old_uids_credits() -> None:
+    c = HeldCredit(uid=5, round=2, score=1.0)
+    held, _ = apply_evidence([_sub(7, "h", 0.0)], {"h": 0.0}, CFG)  # held at uid 7 now
+    assert settle_credits({"h": (c,)}, held, {7: 0.5}, {7: 1}, CFG) == (
+        {"h": (HeldCredit(uid=7, round=1, score=0.5),)}, [])
 
 
 def test_settle_credits_leaves_unevaluated_hotkeys_alone() -> None:
     c = HeldCredit(uid=4, round=3, score=1.0)
     resting = Submission(uid=4, hotkey="h4", fragment=0, outcome=Outcome.NOT_SAMPLED, reason="-")
-    assert settle_credits({"h4": c}, [resting], {}, {4: 3}, CFG) == ({"h4": c}, [])
+    assert settle_credits({"h4": (c,)}, [resting], {}, {4: 3}, CFG) == ({"h4": (c,)}, [])
 
 
 def test_credits_survive_a_restart_and_old_files_load(tmp_path) -> None:
-    st_ = ValidatorState(pow_credits={"hkA": HeldCredit(uid=3, round=7, score=1.25)})
+    c, d = HeldCredit(uid=3, round=7, score=1.25), HeldCredit(uid=3, round=8, score=0.5)
+    st_ = ValidatorState(pow_credits={"hkA": (c, d), "hkB": (c,)})
     st_.save(tmp_path)
     assert ValidatorState.load(tmp_path, identity={}).pow_credits == st_.pow_credits
     old = ValidatorState().to_json().replace(', "pow_credits": {}', "")
     assert "pow_credits" not in old and ValidatorState.from_json(old).pow_credits == {}
-    bad = st_.to_json().replace('"score": 1.25', '"score": -1.0')
-    with pytest.raises(ConfigError):
-        ValidatorState.from_json(bad)
+    # a file from when a hotkey held one credit object (not a list) loads as a one-element list
+    single = ValidatorState(pow_credits={"hkB": (c,)}).to_json().replace("[{", "{").replace("}]", "}")
+    assert '"hkB": {' in single and ValidatorState.from_json(single).pow_credits == {"hkB": (c,)}
+    for bad in (st_.to_json().replace('"score": 1.25', '"score": -1.0'),
+                st_.to_json().replace('"hkB": [{', '"hkB": [7, {'),
+                ValidatorState().to_json().replace('"pow_credits": {}', '"pow_credits": {"h": "x"}')):
+        with pytest.raises(ConfigError):
+            ValidatorState.from_json(bad)
 
 
 def test_the_network_default_is_the_sequential_rule_on_the_cheap_shape() -> None:
     n = NETWORK_SCORE
-    assert n.pow_sequential and (n.pow_drift, n.pow_bar, n.pow_cap) == (1.5, 3.0, 6.0)
+    assert n.pow_sequential and (n.pow_drift, n.pow_bar, n.pow_cap, n.pow_credits) == (1.5, 3.0, 4.5, 2)
+    assert n.pow_cap == n.pow_bar + n.pow_drift  # banked evidence covers one weak window (t >= 0) after work
     pages = (2 * n.n_assigned_batches * n.pow_batch_size + n.n_heldout_batches * n.batch_size
              + n.n_random_batches * n.pow_batch_size)
     assert (n.n_assigned_batches * n.pow_batch_size, n.n_heldout_batches * n.batch_size, n.n_random_batches,

@@ -108,3 +108,13 @@ def test_accounts_survive_a_restart_and_deregistered_hotkeys_are_pruned(tmp_path
     old = ValidatorState().to_json().replace(', "pow_evidence": {}', "")
     assert "pow_evidence" not in old and ValidatorState.from_json(old).pow_evidence == {}
     assert prune_evidence({"hkA": 4.5, "hkB": 1.0}, ["hkB"]) == {"hkB": 1.0}
+
+
+def test_the_default_bank_covers_exactly_one_free_window_after_work() -> None:
+    """cap = bar + drift (4.5): after a strong window one t = 0 window is still paid, the next is not."""
+    assert DEFAULT.pow_cap == DEFAULT.pow_bar + DEFAULT.pow_drift
+    e = update_evidence(0.0, DEFAULT.pow_clip, DEFAULT)
+    assert e == DEFAULT.pow_cap
+    e = update_evidence(e, 0.0, DEFAULT)
+    assert pays(e, DEFAULT)
+    assert not pays(update_evidence(e, 0.0, DEFAULT), DEFAULT)

@@ -44,8 +44,9 @@ pieces' own cohort median) or the noise floor's cut (which only makes
 splitting pay less). The rank curves remain as settings (sweeps).
 
 Late pay for a held proof-of-work window (``credit_round``, validator/powevidence.py's deferred credit):
-the one round's entry in ``recent`` is replaced by the score it was held from, when the miner's account
-later reaches the bar; the rating that round produced is not replayed. At most one round per release.
+each held round's entry in ``recent`` is replaced by the score it was held from, when the miner's account
+later reaches the bar; the rating that round produced is not replayed. At most ``ScoreConfig.pow_credits``
+rounds per release, one call each (only entries move, so each call's index is the same arithmetic).
 
 Eligibility for weight (otherwise exactly 0): played at least ``min_rounds``
 rounds, scored > 0 in at least one of the last ``recent_rounds`` rounds, and

@@ -289,7 +289,9 @@ class Validator:
         self._emit("window_scored", window=t, version=rt.gm.version, heldout_loss=ctx.baseline.heldout_loss,
                    scores={str(s.uid): event_row(s, norm.get(s.uid)) for s in verdict.subs},
                    ratings=ratings, leader=comp.leader, round=comp.round,
-                   weights={str(u): w for u, w in weights.items()}, seconds=time.perf_counter() - t0)
+                   weights={str(u): w for u, w in weights.items()}, seconds=time.perf_counter() - t0,
+                   pow_released=[{"uid": c.uid, "round": c.round, "score": c.score}
+                                 for c in verdict.standing.released])
         if manifest_info:
             self._emit("manifest_published", window=t, **manifest_info)
         logger.info("window {} scored in {:.1f}s: {} submissions, leader uid {}, held-out loss {:.4f}", t,

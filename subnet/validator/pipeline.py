@@ -53,7 +53,14 @@ from subnet.validator.competition import (
 from subnet.validator.copydetect import CopyVerdict, judge_copies
 from subnet.validator.copydetect import Submission as CopyCandidate
 from subnet.validator.intake import IntakeRules, Pinned, Status, Verify, take_in
-from subnet.validator.powevidence import HeldCredit, apply_evidence, held_scores, prune_evidence, settle_credits
+from subnet.validator.powevidence import (
+    Credits,
+    HeldCredit,
+    apply_evidence,
+    held_scores,
+    prune_evidence,
+    settle_credits,
+)
 from subnet.validator.sampling import EvaluationSample, SamplingConfig, choose_for_evaluation, record_evaluations
 from subnet.validator.scoring import (
     NO_PROOF_OF_WORK,
@@ -519,24 +526,25 @@ class Standing:
     """Scores normalised within each fragment's cohort (what the round ranks)."""
     competition: CompetitionState
     weights: dict[int, float]
-    pow_credits: dict[str, HeldCredit] | None = None
-    """Held proof-of-work credits after this window (None: no credits were passed in)."""
+    pow_credits: dict[str, Credits] | None = None
+    """Held proof-of-work credits after this window, per hotkey oldest first (None: no credits were passed in)."""
     released: tuple[HeldCredit, ...] = ()
     """Credits paid this window (their held round's entry now reads the held score)."""
 
 
 def compete(subs: Sequence[Submission], snap: ChainSnapshot, state: CompetitionState, cfg: CompetitionConfig,
-            cohort_method: str, slashed: Iterable[int], *, pow_credits: Mapping[str, HeldCredit] | None = None,
+            cohort_method: str, slashed: Iterable[int], *, pow_credits: Mapping[str, Credits] | None = None,
             score_cfg: ScoreConfig | None = None, floor: float = 0.0) -> Standing:
     """Normalise per fragment cohort, play the window as a round, and the weights it implies.
 
     NOT_SAMPLED submissions sit the round out (`play_round(sitting_out=...)`)
     and stay out of the cohort normalisation. With ``pow_credits`` (hotkey ->
-    held credit) and ``score_cfg`` the deferred proof-of-work credit runs
-    (powevidence.py): a held window's would-be score is the cohort normalised
-    with the held raw scores restored (only the held uids read it; everyone
-    else keeps the plain normalisation), an account that reached the bar
-    releases its credit into that round's entry before the weights are drawn.
+    held credits, oldest first) and ``score_cfg`` the deferred proof-of-work
+    credit runs (powevidence.py): a held window's would-be score is the cohort
+    normalised with the held raw scores restored (only the held uids read it;
+    everyone else keeps the plain normalisation), an account that reached the
+    bar releases each of its credits (up to ``score_cfg.pow_credits``) into
+    its own round's entry before the weights are drawn.
     """
     slashed = set(slashed)
     resting = {s.uid for s in subs if s.outcome is Outcome.NOT_SAMPLED}
@@ -581,8 +589,8 @@ class Verdict:
     """The evaluation history after this window (None without a sampling plan)."""
     pow_evidence: dict[str, float] | None = None
     """Every miner's running proof-of-work evidence after this window (None: the sequential rule is off)."""
-    pow_credits: dict[str, HeldCredit] | None = None
-    """Held proof-of-work credits after this window (None: the sequential rule is off)."""
+    pow_credits: dict[str, Credits] | None = None
+    """Held proof-of-work credits after this window, per hotkey oldest first (None: the sequential rule is off)."""
 
     def selected(self, top_g: int) -> list[Submission]:
         """Per fragment, the `top_g` best eligible submissions (what the lead aggregates)."""
@@ -596,15 +604,15 @@ class Verdict:
 def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, ref_norms: Mapping[int, float],
           competition: CompetitionState, opts: ValidatorOptions, comp_cfg: CompetitionConfig,
           scorer: Scorer = score_contribution, sampling: SamplingPlan | None = None,
-          pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, HeldCredit] | None = None,
+          pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, Credits] | None = None,
           batched: BatchedEvalConfig | None = None) -> Verdict:
     """gate -> sample -> evaluate -> settle -> compete over verified submissions (after the loop's rechecks).
 
     With ``ctx.cfg.pow_sequential`` (the network default) the proof of work is
     the running evidence of powevidence.py, applied right after evaluation, from
     ``pow_evidence`` (hotkey -> account; None: every account starts empty, so
-    leaving it out never lets a free-rider through), with the one-window
-    deferred credit from ``pow_credits``; the new accounts and credits come
+    leaving it out never lets a free-rider through), with the deferred credit
+    (up to ``ctx.cfg.pow_credits`` held windows per hotkey) from ``pow_credits``; the new accounts and credits come
     back in ``Verdict.pow_evidence`` / ``Verdict.pow_credits`` (what the loop
     persists). With the rule off both are None.
     """

@@ -77,10 +77,11 @@ longer gates the score; ``pow_t`` (the Welch t of the per-page improvements,
 assigned minus control) feeds a running account per miner
 (subnet/validator/powevidence.py: a one-sided CUSUM charged ``pow_drift``
 per window, capped at ``pow_cap``), and the pipeline pays a miner only while
-its account is at least ``pow_bar`` (a held window can be paid late, once:
-the deferred credit). It is the network's rule (``NETWORK_SCORE``, with
-``n_random_batches=0``: the held-out pages are then the whole control, the
-random-page terms NaN and unused). Its rule, bounds and measured error
+its account is at least ``pow_bar`` (up to ``pow_credits`` held windows
+can be paid late, once the account reaches the bar: the deferred credit).
+It is the network's rule (``NETWORK_SCORE``, with ``n_random_batches=0``:
+the held-out pages are then the whole control, the random-page terms NaN
+and unused). Its rule, bounds and measured error
 rates are in that module's docstring and docs/BENCHMARKS.md.
 Failing scores ``min(0, held-out improvement)`` with reason
 ``"no proof of work"`` (never credit, still recorded as harmful when it
@@ -164,15 +165,23 @@ class ScoreConfig:
     pow_sequential: bool = False
     """Proof of work as running evidence per miner (subnet/validator/powevidence.py): the per-window test above
     no longer gates the score; the pipeline pays a miner only while its account of ``pow_t`` clears ``pow_bar``
-    (a held window once more, late: the deferred credit). Off here, on in ``NETWORK_SCORE``."""
+    (up to ``pow_credits`` held windows late: the deferred credit). Off here, on in ``NETWORK_SCORE``."""
     pow_drift: float = 1.5
     """Sequential proof of work: standard errors charged per window (a free-rider's t is about 0)."""
     pow_clip: float = 8.0
     """Sequential proof of work: one window's t counts at most this much either way."""
     pow_bar: float = 3.0
     """Sequential proof of work: the account a miner needs to be paid."""
-    pow_cap: float = 6.0
-    """Sequential proof of work: the most a miner can bank (bounds free windows after honest work)."""
+    pow_cap: float = 4.5
+    """Sequential proof of work: the most a miner can bank (bounds free windows after honest work). Why
+    ``pow_bar + pow_drift``: banked evidence then covers exactly one weak window (t >= 0) after work, and the
+    deferred credit (``pow_credits``) rather than the bank rides out the cold start; replayed on 3 runs
+    (A8 H8 R0) it paid honest 297/300 and newcomers' first windows 250/252 against 295 and 243 at the
+    previous cap 6 with one credit, free-riders 0/450 both (powevidence's module docstring)."""
+    pow_credits: int = 2
+    """Sequential proof of work: held windows a hotkey may still be paid for; 0 = no deferred credit. The
+    newest ``pow_credits`` held windows are paid late when a later window's account reaches the bar (3 let
+    strong-free-free-free-free alternation be paid in 94% of windows, so not that)."""
     n_reference_batches: int = 0
     """Held-out batches (of ``batch_size`` pages, drawn from the next window's seed) whose gradient gives
     the first-order term of every score (the control variate; once per window); 0 (the default) = plain
@@ -186,6 +195,8 @@ class ScoreConfig:
                 raise ConfigError(f"ScoreConfig.{name} must be >= 1")
         if self.n_random_batches < 0 or self.n_reference_batches < 0:
             raise ConfigError("ScoreConfig.n_random_batches and n_reference_batches must be >= 0")
+        if isinstance(self.pow_credits, bool) or not isinstance(self.pow_credits, int) or self.pow_credits < 0:
+            raise ConfigError(f"ScoreConfig.pow_credits must be an integer >= 0, got {self.pow_credits!r}")
         if not self.pow_bar <= self.pow_cap:
             raise ConfigError(f"ScoreConfig.pow_bar ({self.pow_bar}) must be <= pow_cap ({self.pow_cap})")
         for name in ("pow_ratio", "pow_margin", "pow_z", "pow_drift", "pow_clip", "pow_bar", "pow_cap"):

@@ -24,7 +24,7 @@ from typing import Any
 from subnet.atomic import write_text_atomic
 from subnet.errors import ConfigError
 from subnet.validator.competition import CompetitionState
-from subnet.validator.powevidence import HeldCredit
+from subnet.validator.powevidence import Credits, credits_from_json
 
 STATE_FILE = "validator_state.json"
 SCHEMA = 1
@@ -47,8 +47,9 @@ class ValidatorState:
     last_evaluated: dict[str, int] = field(default_factory=dict)
     # hotkey -> running proof-of-work evidence (powevidence.update_evidence; used with ScoreConfig.pow_sequential)
     pow_evidence: dict[str, float] = field(default_factory=dict)
-    # hotkey -> the one held window it may still be paid for (powevidence.HeldCredit; the deferred credit)
-    pow_credits: dict[str, HeldCredit] = field(default_factory=dict)
+    # hotkey -> the held windows it may still be paid for, oldest first (powevidence.HeldCredit; the deferred
+    # credit, at most ScoreConfig.pow_credits each); a file from when it was one credit object loads as one
+    pow_credits: dict[str, Credits] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -62,7 +63,7 @@ class ValidatorState:
             "ref_norms": {str(f): v for f, v in self.ref_norms.items()},
             "last_evaluated": dict(self.last_evaluated),
             "pow_evidence": dict(self.pow_evidence),
-            "pow_credits": {h: c.to_dict() for h, c in self.pow_credits.items()},
+            "pow_credits": {h: [c.to_dict() for c in cs] for h, cs in self.pow_credits.items()},
         }, sort_keys=True)
 
     @classmethod
@@ -83,7 +84,8 @@ class ValidatorState:
                 last_evaluated={str(h): int(w) for h, w in (raw.get("last_evaluated") or {}).items()},
                 pow_evidence={str(h): float(e) for h, e in (raw.get("pow_evidence") or {}).items()
                               if 0.0 <= float(e) < float("inf")},
-                pow_credits={str(h): HeldCredit.from_dict(c) for h, c in (raw.get("pow_credits") or {}).items()},
+                pow_credits={str(h): cs for h, c in (raw.get("pow_credits") or {}).items()
+                             if (cs := credits_from_json(c))},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"validator state is malformed: {exc}",

@@ -48,7 +48,7 @@ from subnet.validator.pipeline import (
     prepare_eval,
     verify_all,
 )
-from subnet.validator.powevidence import HeldCredit
+from subnet.validator.powevidence import Credits
 from subnet.validator.scoring import score_contribution
 from subnet.validator.submission import Submission
 
@@ -108,7 +108,7 @@ class Window:
     def judge(self, *, ref_norms: Mapping[int, float] | None = None, competition: CompetitionState | None = None,
               scorer: Scorer = score_contribution, verifier: Callable[[Peer, int], Verify] | None = None,
               subs: Sequence[Submission] | None = None, sampling: SamplingPlan | None = None,
-              pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, HeldCredit] | None = None
+              pow_evidence: Mapping[str, float] | None = None, pow_credits: Mapping[str, Credits] | None = None
               ) -> Verdict:
         """The pipeline over this window; ``pow_evidence`` None: every proof-of-work account starts empty (as a
         validator's first window with the network's sequential rule), ``self.proven()``: everyone banked."""
