@@ -50,7 +50,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from convergence_sim import Gates, NetConfig, Setup, run_central, run_network, tokens_per_step  # noqa: E402
+from convergence_partial import partial_network, read_progress  # noqa: E402
+from convergence_sim import (  # noqa: E402
+    Gates,
+    NetConfig,
+    Setup,
+    one_artifact_bytes,
+    run_central,
+    run_network,
+    tokens_per_step,
+)
 from loguru import logger  # noqa: E402
 
 from subnet.codec.config import CodecConfig  # noqa: E402
@@ -239,12 +248,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def central_cached(cache: Path, pages: Any, setup: Setup, seed: int, net: NetConfig) -> dict[str, Any]:
-    """run_central, cached on disk by everything it depends on (the centralized twin of `net`'s data order)."""
+def central_path(cache: Path, setup: Setup, seed: int, net: NetConfig) -> Path:
+    """The cache file of `net`'s centralized twin: keyed by everything run_central depends on."""
     key = hashlib.sha256(json.dumps({"setup": asdict(setup), "seed": seed, "H": net.inner_steps,
                                      "rounds": net.rounds, "F": net.fragments, "v": 2},
                                     sort_keys=True, default=str).encode()).hexdigest()[:20]
-    path = cache / f"{key}.json"
+    return cache / f"{key}.json"
+
+
+def central_cached(cache: Path, pages: Any, setup: Setup, seed: int, net: NetConfig) -> dict[str, Any]:
+    """run_central, cached on disk by everything it depends on (the centralized twin of `net`'s data order)."""
+    path = central_path(cache, setup, seed, net)
     if path.exists():
         out = json.loads(path.read_text())
         out["cached"] = True
@@ -283,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --merge: the centralized curve (a central-cache file) for --network-only parts")
     p.add_argument("--central-cache", type=Path, default=None,
                    help="cache of centralized curves (default --out/central-cache; share it between runs)")
+    p.add_argument("--from-logs", type=Path, nargs="+", default=None,
+                   help="no training: the headline of --seeds rebuilt from the progress logs of runs cut short "
+                        "(their network arms) and the seeds' centralized curves in --central-cache (never computed "
+                        "here); every seed truncated to the rounds all logs reached, marked partial. With --merge: "
+                        "the --row arms cut short, from these logs, against --with-central, added to the sweep")
     return p
 
 
@@ -330,19 +349,84 @@ def merge(paths: list[Path], central: dict[str, Any] | None = None) -> dict[str,
     out["cpu_s_each"] = [p.get("cpu_s") for p in parts]
     out["complete"] = all(p.get("complete") for p in parts)
     out["config"] = dict(parts[0]["config"], seeds=[r["seed"] for r in out["main"]["runs"]])
-    runs = out["main"]["runs"]
-    out["main"]["summary"] = {k: {"mean": statistics.mean(r["summary"][k] for r in runs),
-                                  "stdev": statistics.stdev(r["summary"][k] for r in runs) if len(runs) > 1 else 0.0,
-                                  "values": [r["summary"][k] for r in runs]}
-                              for k in ("loss_ratio", "token_equivalence", "upload_reduction_vs_ddp_fp32")}
+    out["main"]["summary"] = seed_summary(out["main"]["runs"])
     return out
+
+
+def seed_summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean, sample stdev and per-seed values of the headline figures."""
+    return {k: {"mean": statistics.mean(r["summary"][k] for r in runs),
+                "stdev": statistics.stdev(r["summary"][k] for r in runs) if len(runs) > 1 else 0.0,
+                "values": [r["summary"][k] for r in runs]}
+            for k in ("loss_ratio", "token_equivalence", "upload_reduction_vs_ddp_fp32")}
+
+
+def partial_rows(logs: list[Path], rows: list[NetConfig], seed: int, central: dict[str, Any], n_params: int,
+                 miners: int, preset: str) -> list[dict[str, Any]]:
+    """Sweep rows cut short, from their progress logs, each against `central` at the tokens it reached."""
+    texts = [p.read_text() for p in logs]
+    out = []
+    for v in rows:
+        found = [t for t in texts if f"network seed {seed} {v.label()}: round 1 " in t]
+        if len(found) != 1:
+            raise SystemExit(f"--from-logs: row {v.label()!r} seed {seed} is in {len(found)} logs (need one)")
+        points = read_progress(found[0], seed=seed, label=v.label())
+        cc = central["curve"]
+        net = partial_network(points, rounds=len(points), initial=(cc["tokens"][0], cc["loss"][0]), miners=miners,
+                              artifact_bytes=one_artifact_bytes(preset, v))
+        out.append({"seed": seed, "label": v.label() + f" (partial: {len(points)} of {v.rounds} rounds)",
+                    "net": asdict(v), "network": net,
+                    "summary": summarize(net, central, n_params, len(points) * v.inner_steps)})
+    return out
+
+
+def from_logs(logs: list[Path], seeds: list[int], cache: Path, setup: Setup, main_net: NetConfig,
+              n_params: int, results: dict[str, Any]) -> dict[str, Any]:
+    """The headline from cut-short runs: each seed's network rounds from its log, its cached centralized curve."""
+    texts = [p.read_text() for p in logs]
+    label = main_net.label()
+    points: dict[int, list[Any]] = {}
+    for seed in seeds:
+        found = [t for t in texts if f"network seed {seed} {label}: round 1 " in t]
+        if len(found) != 1:
+            raise SystemExit(f"--from-logs: seed {seed} is in {len(found)} logs (need exactly one)")
+        points[seed] = read_progress(found[0], seed=seed, label=label)
+    rounds = min(len(p) for p in points.values())
+    art = one_artifact_bytes(setup.preset, main_net)
+    for seed in seeds:
+        path = central_path(cache, setup, seed, main_net)
+        if not path.exists():
+            raise SystemExit(f"--from-logs: no centralized curve for seed {seed} at {path}")
+        central = json.loads(path.read_text())
+        cc = central["curve"]
+        net = partial_network(points[seed], rounds=rounds, initial=(cc["tokens"][0], cc["loss"][0]),
+                              miners=setup.miners, artifact_bytes=art)
+        results["main"]["runs"].append({"seed": seed, "central": central, "network": net,
+                                        "summary": summarize(net, central, n_params, rounds * main_net.inner_steps),
+                                        "central_last20pct_change": central_plateau(central)})
+    results["main"]["summary"] = seed_summary(results["main"]["runs"])
+    results["partial"] = {"rounds_done": rounds, "steps_done": rounds * main_net.inner_steps,
+                          "rounds_planned": main_net.rounds, "logs": [str(p) for p in logs],
+                          "rounds_in_logs": {s: len(p) for s, p in points.items()}}
+    results["config"]["steps"] = rounds * main_net.inner_steps
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.merge:
-        merged = merge(args.merge, json.loads(args.with_central.read_text()) if args.with_central else None)
+        central = json.loads(args.with_central.read_text()) if args.with_central else None
+        merged = merge(args.merge, central)
+        if args.from_logs:  # rows cut short: --row labels, --sweep-seeds (one), --with-central of that seed
+            if central is None:
+                raise SystemExit("--merge --from-logs needs --with-central (the rows' seed's centralized curve)")
+            cfg = merged["config"]
+            seed = parse_list(args.sweep_seeds, int)[0] if args.sweep_seeds else cfg["seeds"][0]
+            merged["sweep"] += partial_rows(args.from_logs, [parse_row(r, deployed(args.rounds)) for r in args.row],
+                                            seed, central, cfg["n_params"], cfg["miners"], cfg["preset"])
+            merged["complete"] = False
         atomic_write(args.out / "convergence.json", json.dumps(merged, indent=1, default=str).encode())
+        plot(merged, args.out / "convergence.png")
         for k, v in merged["main"]["summary"].items():
             print(f"{k}: {v['mean']:.4f} +- {v['stdev']:.4f} {v['values']}")
         return 0
@@ -402,6 +486,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     json_path, png_path = args.out / "convergence.json", args.out / "convergence.png"
+    if args.from_logs:
+        from_logs(args.from_logs, seeds, cache, setup, main_net, n_params, results)
+        results["complete"] = False
+        atomic_write(json_path, json.dumps(results, indent=1, default=str).encode())
+        plot(results, png_path)
+        for k, v in results["main"]["summary"].items():
+            print(f"{k}: {v['mean']:.4f} +- {v['stdev']:.4f} {v['values']}")
+        print(f"wrote {json_path} and {png_path} (partial: {results['partial']['steps_done']} of "
+              f"{main_net.steps} steps)")
+        return 0
 
     def save() -> None:
         results["elapsed_s"] = time.perf_counter() - t_start

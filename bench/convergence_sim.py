@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from bittensor.sp_core import Keypair
+from convergence_partial import format_progress
 
 from subnet.codec.config import CodecConfig
 from subnet.codec.sparseloco import Encoder, decode
@@ -406,8 +407,9 @@ def run_network(pages: TokenPages, setup: Setup, seed: int, net: NetConfig) -> d
         t_apply += time.perf_counter() - ts
         previous = current
         curve.add((rnd + 1) * net.inner_steps * per_step, evaluate(model, pages, setup))
-        _progress(f"network seed {seed} {net.label()}: round {rnd + 1} tokens {curve.tokens[-1]} loss "
-                  f"{curve.loss[-1]:.4f} kept {len(sel.kept)} [{time.perf_counter() - t0:.0f}s]")
+        _progress(format_progress(seed=seed, label=net.label(), round=rnd + 1, tokens=curve.tokens[-1],
+                                  loss=curve.loss[-1], kept=len(sel.kept), uploaded=sum(uploaded.values()),
+                                  seconds=time.perf_counter() - t0))
     return {
         "curve": asdict(curve), "seconds": time.perf_counter() - t0,
         "seconds_train": t_train, "seconds_codec": t_codec, "seconds_select": t_select, "seconds_apply": t_apply,
@@ -415,3 +417,23 @@ def run_network(pages: TokenPages, setup: Setup, seed: int, net: NetConfig) -> d
         "kept_per_round": kept_per_round, "dropped_reasons": dropped, "model_hash": gm.model_hash,
     }
 
+
+
+def one_artifact_bytes(preset: str, net: NetConfig, seed: int = 0) -> float:
+    """Mean len() of one signed artifact per fragment (random update): what a miner uploads per window.
+
+    The codec keeps exactly k values per chunk, so the size does not depend on the update; used where
+    a run's own byte count is missing (a partial run recovered from an older progress log).
+    """
+    model = build_model(preset, seed=seed)
+    codec = CodecConfig(chunk=net.chunk, topk=net.topk, value_bits=net.value_bits, ef_decay=net.ef_decay)
+    key = Keypair.create_from_uri("//BenchMiner0")
+    gen = torch.Generator().manual_seed(seed)
+    sizes = []
+    for frag in partition(model, net.fragments):
+        shapes = {n: tuple(s) for n, s in fragment_shapes(model, frag).items()}
+        update = {n: 1e-3 * torch.randn(s, generator=gen) for n, s in shapes.items()}
+        header = ArtifactHeader(netuid=NETUID, window=0, uid=0, hotkey=key.ss58_address, fragment=frag.index,
+                                base_version=0)
+        sizes.append(len(write_artifact(Encoder(shapes, codec).encode(update), header, key)))
+    return statistics.mean(sizes)

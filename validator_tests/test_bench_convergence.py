@@ -137,3 +137,86 @@ def test_merge_attaches_the_centralized_curve_to_network_only_arms(tmp_path: Pat
         torch.testing.assert_close(summ["loss_ratio"], 6.0 / 5.0)  # equal tokens: 6 vs 5
         torch.testing.assert_close(summ["token_equivalence"], 0.5)  # centralized reached 6.0 at 50 of 100 tokens
         assert summ["upload_reduction_vs_ddp_fp32"] == 4 * 5 * 4 / 20
+
+
+def test_a_cut_short_arm_is_read_back_from_its_progress_lines() -> None:
+    from convergence_partial import PartialLogError, format_progress, partial_network, read_progress
+
+    label = convergence.deployed(100).label()
+    lines = [format_progress(seed=1, label=label, round=r, tokens=40960 * r, loss=6.0 - 0.1 * r, kept=3,
+                             uploaded=4 * 13_900 * r, seconds=9.4 * r) for r in (1, 2, 3)]
+    other = format_progress(seed=2, label=label, round=1, tokens=1, loss=1.0, kept=1, uploaded=1, seconds=1)
+    old = f"network seed 1 {label}: round 1 tokens 40960 loss 5.9000 kept 4 [9s]"  # logs from before 'uploaded'
+    text = "\n".join(["central seed 1: step 100 loss 5.1 [3s]", lines[0], other, *lines[1:], "Traceback"])
+    points = read_progress(text, seed=1, label=label)
+    assert [(p.round, p.tokens, p.kept, p.uploaded) for p in points] == [
+        (r, 40960 * r, 3, 4 * 13_900 * r) for r in (1, 2, 3)]
+    torch.testing.assert_close(points[-1].loss, 5.7)
+    assert read_progress(old, seed=1, label=label)[0].uploaded is None
+    with pytest.raises(PartialLogError, match="no progress"):
+        read_progress(text, seed=0, label=label)
+    with pytest.raises(PartialLogError, match="consecutive"):
+        read_progress("\n".join([lines[0], lines[2]]), seed=1, label=label)
+
+    net = partial_network(points, rounds=2, initial=(0, 7.5), miners=4, artifact_bytes=1e9)
+    assert net["curve"] == {"tokens": [0, 40960, 81920], "loss": [7.5, 5.9, 5.8]} and net["partial"]
+    assert net["uploaded_bytes_per_miner"] == {u: 2 * 13_900 for u in range(4)}  # the log's count, not the guess
+    guessed = partial_network(read_progress(old, seed=1, label=label), rounds=1, initial=(0, 7.5), miners=4,
+                              artifact_bytes=13_000.0)
+    assert guessed["uploaded_bytes_per_miner"][0] == 13_000.0 and "one signed artifact" in guessed["upload_source"]
+    with pytest.raises(PartialLogError, match="asked for 4"):
+        partial_network(points, rounds=4, initial=(0, 7.5), miners=4, artifact_bytes=1.0)
+
+
+def test_from_logs_truncates_every_seed_to_the_rounds_all_reached(tmp_path: Path) -> None:
+    import json
+    from dataclasses import replace
+
+    from convergence_partial import format_progress
+    from convergence_sim import Gates, Setup
+
+    from subnet.node.config import NETWORK_SCORE
+
+    net = convergence.deployed(3)
+    setup = Setup(preset="tiny", miners=4, batch=8, pages_per_miner=16, heldout_per_window=8,
+                  train=replace(TrainConfig(), batch_size=8), score=NETWORK_SCORE,
+                  gates=Gates(norm_outlier=3.0, min_score=0.0), eval_pages=(0, 1), eval_batch=2,
+                  central_eval_every=10)
+    cache = tmp_path / "cc"
+    cache.mkdir()
+    tokens = 10 * 4096
+    for seed in (0, 1):
+        central = {"curve": {"tokens": [0, tokens, 2 * tokens, 3 * tokens], "loss": [8.0, 6.0, 5.0, 4.5]}}
+        convergence.central_path(cache, setup, seed, net).write_text(json.dumps(central))
+    logs = []
+    for seed, rounds in ((0, 3), (1, 2)):  # seed 1 was killed after round 2
+        log = tmp_path / f"s{seed}.log"
+        log.write_text("\n".join(format_progress(seed=seed, label=net.label(), round=r, tokens=r * tokens,
+                                                 loss=7.0 - r, kept=4, uploaded=4 * 14_000 * r, seconds=r)
+                                 for r in range(1, rounds + 1)))
+        logs.append(log)
+    results = {"config": {"steps": net.steps}, "main": {"runs": []}}
+    convergence.from_logs(logs, [0, 1], cache, setup, net, 1_000, results)
+    assert results["partial"]["rounds_done"] == 2 and results["config"]["steps"] == 20
+    for run in results["main"]["runs"]:
+        s = run["summary"]
+        torch.testing.assert_close(s["loss_ratio"], 5.0 / 5.0)  # round 2: 7 - 2 = 5 vs centralized 5.0
+        assert s["upload_reduction_vs_ddp_fp32"] == 4 * 1_000 * 20 / (2 * 14_000)
+    with pytest.raises(SystemExit, match="in 0 logs"):
+        convergence.from_logs(logs, [0, 2], cache, setup, net, 1_000, {"config": {}, "main": {"runs": []}})
+
+
+def test_a_sweep_row_cut_short_is_set_against_the_centralized_curve_at_the_tokens_it_reached(tmp_path: Path) -> None:
+    from convergence_partial import format_progress
+
+    row = convergence.parse_row("topk=128", convergence.deployed(100))
+    log = tmp_path / "row.log"
+    log.write_text("\n".join(format_progress(seed=0, label=row.label(), round=r, tokens=r * 40960, loss=7.0 - r,
+                                             kept=2, uploaded=4 * 23_000 * r, seconds=r) for r in (1, 2)))
+    central = {"curve": {"tokens": [0, 40960, 81920, 122880], "loss": [8.0, 6.0, 4.0, 3.0]}}
+    (got,) = convergence.partial_rows([log], [row], 0, central, 1_000, 4, "tiny")
+    assert "partial: 2 of 100 rounds" in got["label"] and got["network"]["rounds_done"] == 2
+    torch.testing.assert_close(got["summary"]["loss_ratio"], 5.0 / 4.0)  # round 2, not the centralized end
+    assert got["summary"]["upload_reduction_vs_ddp_fp32"] == 4 * 1_000 * 20 / (2 * 23_000)
+    with pytest.raises(SystemExit, match="in 0 logs"):
+        convergence.partial_rows([log], [row], 1, central, 1_000, 4, "tiny")
