@@ -337,3 +337,75 @@ def test_a_missing_or_null_statistic_is_charged_as_zero_not_a_crash() -> None:
     out, acc = apply_evidence(subs, {"h1": 6.0, "h2": 1.0}, CFG)
     assert acc == {"h1": 4.5, "h2": 0.0} and out[0].outcome is Outcome.SCORED
     assert out[1].outcome is Outcome.NO_PROOF_OF_WORK and out[1].detail["pow_held_score"] == 0.01
+
+
+# -- red-team findings (review of this stop): credits nobody else can inflate, and credits that die with their player
+
+
+def _window(subs: list[Submission], hotkeys: dict[int, str], comp: CompetitionState, accounts: dict[str, float],
+            credits: dict, window: int, snap: ChainSnapshot | None = None, slashed: tuple[int, ...] = ()):
+    judged, accounts = apply_evidence(subs, accounts, CFG)
+    st = compete(judged, snap or _snap(window, hotkeys), comp, COMP, "median", slashed, pow_credits=credits,
+                 score_cfg=CFG, floor=1e-3)
+    return st, accounts
+
+
+@pytest.mark.parametrize("sybils", [1, 5, 20])
+def test_held_free_rider_sybils_cannot_inflate_a_held_miners_credit(sybils: int) -> None:
+    """Held free-riders just over the floor used to shrink the restored cohort's median: credit 909x, weight 1.0."""
+    def credit_with(n: int) -> tuple[float, float]:
+        hk = {VALIDATOR: "hkV", 1: "h1", 2: "h2", 3: "h3", 4: "hA"}
+        subs = [_sub(1, "h1", 8, 1.0), _sub(2, "h2", 8, 1.0), _sub(3, "h3", 8, 1.0), _sub(4, "hA", 3.0, 1.0)]
+        for i in range(n):
+            hk[10 + i] = f"s{i}"
+            subs.append(_sub(10 + i, f"s{i}", 0.0, 0.0011))  # t = 0 (held forever), raw just over the floor
+        st, acc = _window(subs, hk, CompetitionState(), {"h1": 4.5, "h2": 4.5, "h3": 4.5}, {}, 0)
+        (credit,) = st.pow_credits["hA"]
+        nxt = [_sub(1, "h1", 8, 1.0), _sub(2, "h2", 8, 1.0), _sub(3, "h3", 8, 1.0), _sub(4, "hA", 8.0, 1.0)]
+        nxt += [Submission(uid=10 + i, hotkey=f"s{i}", fragment=0, outcome=Outcome.NOT_SAMPLED, reason="-")
+                for i in range(n)]
+        st2, _ = _window(nxt, hk, st.competition, acc, st.pow_credits, 1)
+        return credit.score, st2.weights[4]
+
+    assert credit_with(sybils) == pytest.approx(credit_with(0))
+    assert credit_with(sybils)[1] == pytest.approx(0.25)  # as each of the three honest miners
+
+
+def test_a_held_uploads_would_be_score_is_read_with_only_itself_restored() -> None:
+    """Two held miners in an all-held cohort each read 1.0 (their own scale), whatever the other's raw score."""
+    hk = {VALIDATOR: "hkV", 1: "hA", 2: "hB"}
+    st, _ = _window([_sub(1, "hA", 3.0, 1.0), _sub(2, "hB", 3.0, 50.0)], hk, CompetitionState(), {}, {}, 0)
+    assert [c.score for c in st.pow_credits["hA"]] == [1.0]
+    assert [c.score for c in st.pow_credits["hB"]] == [1.0]
+
+
+def test_credits_die_when_the_player_is_recreated_at_its_uid() -> None:
+    """A hotkey re-registered at the same uid sits out one window (no assignment), its player is rebuilt with
+    rounds from 1: an old credit would overwrite the new life's round."""
+    hk = {VALIDATOR: "hkV", 1: "hM", 2: "hA"}
+    st, acc = _window([_sub(1, "hM", 3.0, 3.0), _sub(2, "hA", 8, 1.0)], hk, CompetitionState(), {"hA": 4.5}, {}, 0)
+    assert "hM" in st.pow_credits
+    away = ChainSnapshot(netuid=1, window=1, peers=tuple(_peer(u, h) for u, h in sorted(hk.items())),
+                         assignments={VALIDATOR: Assignment(fragment=0, pages=(0,)),
+                                      2: Assignment(fragment=0, pages=(2,))},
+                         seed=1, seed_next=2, deadline_block=0, self_uid=VALIDATOR)
+    st, acc = _window([_sub(2, "hA", 8, 1.0)], hk, st.competition, acc, st.pow_credits, 1, snap=away)
+    assert 1 not in st.competition.players
+    st, _ = _window([_sub(1, "hM", 8.0, 0.5), _sub(2, "hA", 8, 1.0)], hk, st.competition, acc, st.pow_credits, 2)
+    assert st.released == ()
+    assert st.competition.players[1].recent == (pytest.approx(st.norm_scores[1]),)
+
+
+def test_a_copy_charge_drops_the_hotkeys_credits() -> None:
+    hk = {VALIDATOR: "hkV", 1: "hM", 2: "hA"}
+    st, acc = _window([_sub(1, "hM", 3.0, 1.0), _sub(2, "hA", 8, 1.0)], hk, CompetitionState(), {"hA": 4.5}, {}, 0)
+    assert "hM" in st.pow_credits
+    st, _ = _window([_sub(1, "hM", 8.0, 1.0), _sub(2, "hA", 8, 1.0)], hk, st.competition, acc, st.pow_credits, 1,
+                    slashed=(1,))
+    assert "hM" not in (st.pow_credits or {}) and st.released == ()
+
+
+@pytest.mark.parametrize("score", [1e200, 2e6, float("inf"), 0.0, -1.0])
+def test_a_state_file_credit_out_of_range_is_malformed(score: float) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        HeldCredit.from_dict({"uid": 1, "round": 1, "score": score})

@@ -540,11 +540,16 @@ def compete(subs: Sequence[Submission], snap: ChainSnapshot, state: CompetitionS
     NOT_SAMPLED submissions sit the round out (`play_round(sitting_out=...)`)
     and stay out of the cohort normalisation. With ``pow_credits`` (hotkey ->
     held credits, oldest first) and ``score_cfg`` the deferred proof-of-work
-    credit runs (powevidence.py): a held window's would-be score is the cohort
-    normalised with the held raw scores restored (only the held uids read it;
-    everyone else keeps the plain normalisation), an account that reached the
-    bar releases each of its credits (up to ``score_cfg.pow_credits``) into
-    its own round's entry before the weights are drawn.
+    credit runs (powevidence.py): a held window's would-be score is its
+    cohort normalised with its own raw score restored and every other held
+    upload left as it was judged (so held free-riders, which never reach the
+    bar, cannot shrink the cohort's scale and inflate another held miner's
+    credit, nor raise it to shrink one); an account that reached the bar
+    releases each of its credits (up to ``score_cfg.pow_credits``) into its
+    own round's entry before the weights are drawn. Credits die with the
+    player they were recorded for: a hotkey charged with copying this window,
+    or whose player was (re)created this round (its round numbers restarted),
+    loses them.
     """
     slashed = set(slashed)
     resting = {s.uid for s in subs if s.outcome is Outcome.NOT_SAMPLED}
@@ -559,10 +564,17 @@ def compete(subs: Sequence[Submission], snap: ChainSnapshot, state: CompetitionS
     credits, released = None, []
     if pow_credits is not None and score_cfg is not None:
         held = {u: v for u, v in held_scores(played, floor).items() if u not in slashed}
-        restored = normalise_cohorts({**raw, **held}, frags, cohort_method) if held else {}  # type: ignore[arg-type]
-        held_norm = {u: float(v) for u in held if (v := restored.get(u)) is not None}
+        held_norm = {}
+        for u, v in held.items():  # each held upload alone restored: the others cannot move its would-be score
+            alone = normalise_cohorts({**raw, u: v}, frags, cohort_method).get(u)  # type: ignore[arg-type]
+            if alone is not None:
+                held_norm[u] = float(alone)
         rounds = {u: p.rounds for u, p in comp.players.items()}
-        credits, released = settle_credits(pow_credits, played, held_norm, rounds, score_cfg)
+        dead = {hotkeys[u] for u in slashed if u in hotkeys} | {
+            p.hotkey for u, p in comp.players.items()
+            if p.hotkey is not None and (state.players.get(u) is None or state.players[u].hotkey != p.hotkey)}
+        live = {h: c for h, c in pow_credits.items() if h not in dead}
+        credits, released = settle_credits(live, played, held_norm, rounds, score_cfg)
         credits = prune_evidence(credits, [p.hotkey for p in snap.peers])
         by_uid = {p.uid: p.hotkey for p in snap.peers}
         for c in released:

@@ -48,8 +48,12 @@ Deferred credit (up to ``pow_credits`` held windows, why: the cold start). A fre
 honest miner's first window is held unless its t reaches ``drift + bar``; a slow starter's first two or
 three are. A held submission scores ``min(0, s)`` exactly as before (it is not aggregated and its round
 reads no pay), and the validator remembers a ``HeldCredit``: the round it was played in and the
-cohort-normalised score it would have had (its cohort normalised with the held raw scores restored; only
-the held uids read that normalisation). A hotkey keeps a tuple of them, oldest first. At the hotkey's next
+cohort-normalised score it would have had (its cohort normalised with its own raw score restored and every
+other held upload as judged: held free-riders, which never reach the bar, could otherwise shrink the cohort's
+median and inflate another held miner's credit, a red-team finding; only the held uid reads that
+normalisation). Credits die with the player they were recorded for: a copy charge, or a player rebuilt at
+its uid (rounds restarted), drops them; a persisted credit's score is at most ``MAX_CREDIT_SCORE``. A hotkey
+keeps a tuple of them, oldest first. At the hotkey's next
 evaluated window: account >= bar releases every credit kept (``competition.credit_round``, once per credit,
 puts each held score into its own round's entry of ``PlayerState.recent``, if the round is still there);
 still below the bar and held with a positive score appends this window's credit (the oldest drops past
@@ -165,6 +169,11 @@ def held_scores(subs: Sequence[Submission], floor: float) -> dict[int, float]:
     return out
 
 
+MAX_CREDIT_SCORE = 1e6
+"""Largest cohort-normalised score a persisted credit may carry: a real one is raw / cohort scale, at most
+about raw / noise floor; a state file with more is malformed (the power curve cubes it: 1e200 overflows)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class HeldCredit:
     """One held window a hotkey may still be paid for (module docstring: deferred credit)."""
@@ -187,8 +196,9 @@ class HeldCredit:
             raise ValueError(f"credit uid must be a non-negative integer, got {uid!r}")
         if isinstance(rnd, bool) or not isinstance(rnd, int) or rnd < 1:
             raise ValueError(f"credit round must be an integer >= 1, got {rnd!r}")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) or score <= 0:
-            raise ValueError(f"credit score must be a finite number > 0, got {score!r}")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
+                or not 0 < score <= MAX_CREDIT_SCORE:
+            raise ValueError(f"credit score must be a number in (0, {MAX_CREDIT_SCORE:g}], got {score!r}")
         return cls(uid=uid, round=rnd, score=float(score))
 
 
