@@ -53,6 +53,7 @@ from subnet.validator.scoring import (
     Delta,
     ScoreConfig,
     _delta_stats,
+    check_batch,
     score_contribution,
     score_from_losses,
 )
@@ -86,11 +87,6 @@ def _row_losses(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """[..., B] mean next-token loss per page (float32 logits), as scoring._row_losses computes it."""
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[..., 1:].reshape(-1), reduction="none")
     return loss.view(*batch.shape[:-1], -1).mean(dim=-1)
-
-
-def _check(batch: torch.Tensor) -> None:
-    if batch.dim() != 2 or batch.shape[1] < 2:
-        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
 
 
 def _vmapped_rows(model: nn.Module, stacked: Mapping[str, torch.Tensor], batch: torch.Tensor,
@@ -152,7 +148,7 @@ def _score_ready(model: nn.Module, ready: Sequence[tuple[int, list[SparseTensor]
                  random: Sequence[torch.Tensor], baseline: Baseline, names: Sequence[str]) -> list[ContributionScore]:
     k = len(ready)
     for b in [*heldout, *random, *(b for i, _, _ in ready for b in items[i].assigned)]:
-        _check(b)
+        check_batch(b)
     stacked = {n: torch.stack([w[n] for _, _, w in ready]) for n in names}
     assigned = [list(items[i].assigned) for i, _, _ in ready]
     was_training = model.training

@@ -263,6 +263,12 @@ class ContributionScore:
     """Per-page improvement on each control (random train) page."""
 
 
+def check_batch(batch: torch.Tensor) -> None:
+    """A batch of token pages is [B, L >= 2] (input[:-1] -> target[1:]); anything else is a ConfigError."""
+    if batch.dim() != 2 or batch.shape[1] < 2:
+        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+
+
 def mean_loss(model: nn.Module, batches: Sequence[torch.Tensor]) -> float:
     """Mean next-token cross-entropy (nats/token) over token-page batches [B, L]: input[:-1] -> target[1:]."""
     if not batches:
@@ -274,8 +280,7 @@ def mean_loss(model: nn.Module, batches: Sequence[torch.Tensor]) -> float:
     try:
         with torch.no_grad():
             for batch in batches:
-                if batch.dim() != 2 or batch.shape[1] < 2:
-                    raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+                check_batch(batch)
                 logits = model(input_ids=batch[:, :-1]).logits
                 loss = F.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"
@@ -314,8 +319,7 @@ def _page_losses(model: nn.Module, batches: Sequence[torch.Tensor], *, record: S
 
 def _row_losses(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """[B] mean next-token loss per page (float32 logits)."""
-    if batch.dim() != 2 or batch.shape[1] < 2:
-        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+    check_batch(batch)
     return _logit_row_losses(model(input_ids=batch[:, :-1]).logits, batch)
 
 
@@ -326,8 +330,7 @@ def _logit_row_losses(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor
 
 def _tail_row_losses(model: nn.Module, inp: LayerInput, layer: int, batch: torch.Tensor) -> torch.Tensor:
     """`_row_losses` from the recorded input entering ``layer`` (the same modules on the same inputs)."""
-    if batch.dim() != 2 or batch.shape[1] < 2:
-        raise ConfigError(f"a batch must be [B, L>=2] token ids, got shape {tuple(batch.shape)}")
+    check_batch(batch)
     return _logit_row_losses(tail_logits(model, inp, layer), batch)
 
 
