@@ -24,6 +24,7 @@ from subnet.validator.competition import CompetitionConfig, CompetitionState, Pl
 from subnet.validator.outcome import Outcome
 from subnet.validator.pipeline import ChainSnapshot, compete
 from subnet.validator.powevidence import (
+    MAX_CREDIT_SCORE,
     Credits,
     CreditStep,
     HeldCredit,
@@ -409,3 +410,12 @@ def test_a_copy_charge_drops_the_hotkeys_credits() -> None:
 def test_a_state_file_credit_out_of_range_is_malformed(score: float) -> None:
     with pytest.raises((ValueError, TypeError)):
         HeldCredit.from_dict({"uid": 1, "round": 1, "score": score})
+
+
+def test_a_credit_is_written_within_the_bound_the_state_file_loads() -> None:
+    """The writer keeps to MAX_CREDIT_SCORE, so a saved state always loads (the bound is not only a reader's)."""
+    sub = _sub(1, "hM", 0.0, 1.0).with_detail(pow_evidence=0.0)
+    credits, _ = settle_credits({}, [sub], {1: 1e9}, {1: 1}, CFG)
+    (c,) = credits["hM"]
+    assert c.score == MAX_CREDIT_SCORE
+    assert HeldCredit.from_dict(c.to_dict()) == c

@@ -261,8 +261,8 @@ def settle_credits(credits: Mapping[str, Sequence[HeldCredit]], subs: Sequence[S
         if s.outcome not in _EVALUATED or e is None:
             continue
         score = held_norm.get(s.uid)
-        held = (HeldCredit(uid=s.uid, round=rounds[s.uid], score=float(score))
-                if score is not None and score > 0 and s.uid in rounds else None)
+        held = (HeldCredit(uid=s.uid, round=rounds[s.uid], score=min(float(score), MAX_CREDIT_SCORE))
+                if score is not None and score > 0 and s.uid in rounds else None)  # what is saved must load
         old = tuple(c for c in new.pop(s.hotkey, ()) if c.uid == s.uid)  # moved uid: a new player
         old = old[max(0, len(old) - cfg.pow_credits):]  # a state written under a larger limit pays no more
         kept, step = step_credit(old, pays(float(e), cfg), held, cfg.pow_credits)
