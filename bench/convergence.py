@@ -250,8 +250,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def central_path(cache: Path, setup: Setup, seed: int, net: NetConfig) -> Path:
     """The cache file of `net`'s centralized twin: keyed by everything run_central depends on."""
-    key = hashlib.sha256(json.dumps({"setup": asdict(setup), "seed": seed, "H": net.inner_steps,
-                                     "rounds": net.rounds, "F": net.fragments, "v": 2},
+    twin = {k: v for k, v in asdict(setup).items() if k not in ("score", "gates")}  # run_central reads neither
+    key = hashlib.sha256(json.dumps({"setup": twin, "seed": seed, "H": net.inner_steps,
+                                     "rounds": net.rounds, "F": net.fragments, "v": 3},
                                     sort_keys=True, default=str).encode()).hexdigest()[:20]
     return cache / f"{key}.json"
 
@@ -450,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(preset=args.preset, miners=args.miners, batch=args.batch, pages_per_miner=args.pages_per_miner,
                   heldout_per_window=ProtocolConfig().heldout_per_window,
                   train=replace(TrainConfig(), batch_size=args.batch), score=NETWORK_SCORE,
-                  gates=Gates(norm_outlier=vo.norm_outlier, min_score=vo.min_score), eval_pages=eval_ids,
+                  gates=Gates(norm_outlier=vo.norm_outlier, min_score=vo.min_score, aggregate_z=vo.aggregate_z),
+                  eval_pages=eval_ids,
                   eval_batch=args.eval_batch, central_eval_every=args.central_eval_every)
     probe = build_model(args.preset, seed=0)
     n_params = sum(p.numel() for p in probe.parameters())

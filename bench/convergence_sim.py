@@ -4,9 +4,11 @@ One process, real parts: the protocol's assignment and held-out pages, the
 miner's `inner_train` and round-robin batches, the real codec with each
 miner's persistent error feedback, signed artifacts through `write_artifact` /
 `read_artifact`, the validator's `score_contribution` with the network's
-ScoreConfig, its gates (noise floor, norm outlier, positive only) and top-G
-per fragment, then `build_manifest` + `apply_decoded` (the outer step every
-node runs). Miners are simulated one after another; a round is a window.
+ScoreConfig, its gates (noise floor, norm outlier), paid updates plus the
+unpaid ones `pipeline.unpaid_aggregation` would admit (its conditions
+restated in `_select` on the sim's plain values, the same functions for the
+standard error, the noise test and the cancelling check), top-G per fragment, then `build_manifest` +
+`apply_decoded` (the outer step every node runs). Miners are simulated one after another; a round is a window.
 
 Staleness follows the live timeline: during window w miners hold version v-1
 (manifest w-1 is still being scored), the validator scores on version v and
@@ -47,6 +49,8 @@ from subnet.protocol.keys import artifact_key
 from subnet.protocol.windows import seed_from_hash
 from subnet.sync.aggregate import RULE, Contribution, build_manifest, select_top
 from subnet.sync.apply import GlobalModel, apply_decoded, artifact_sha256
+from subnet.validator.copydetect import PARTIAL_SHARE, overlap_stats, support_of
+from subnet.validator.pipeline import heldout_se, within_noise
 from subnet.validator.scoring import ScoreConfig, compute_baseline, page_batches, score_contribution
 
 NETUID = 1
@@ -72,6 +76,9 @@ class NetConfig:
     """Validator selection: scores, gates, positive only, top-G (False: keep every contribution)."""
     top_g: int = 8
     fragments: int = 2
+    aggregate_z: float | None = None
+    """Aggregate updates whose held-out change is within this many standard errors below zero, paid or not
+    (pipeline.within_noise); None: the validator's default (ValidatorOptions.aggregate_z)."""
     outer_momentum: float = 0.0
     """Bench-only Nesterov outer momentum (DiLoCo) after the protocol's outer step: a measurement of whether it
     is worth building into the consensus outer step (it is not in the protocol; 0 = the protocol)."""
@@ -90,6 +97,7 @@ class NetConfig:
         rule = "" if self.rule == RULE else " support-mean"
         rule += f" nesterov={self.outer_momentum:g} (bench-only)" if self.outer_momentum else ""
         sel = f" top-{self.top_g}+gates" if self.select else " keep-all"
+        sel += f" aggregate_z={self.aggregate_z:g}" if self.select and self.aggregate_z is not None else ""
         return (f"H={self.inner_steps} R={self.rounds} F={self.fragments} outer_lr={self.outer_lr:g} "
                 f"density={100 * self.density:.2f}% {stale}{rule}{sel}")
 
@@ -100,6 +108,7 @@ class Gates:
 
     norm_outlier: float
     min_score: float
+    aggregate_z: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,7 +262,9 @@ def _select(gm: GlobalModel, pages: TokenPages, setup: Setup, net: NetConfig, se
 
     Norm gate (against the fragment's reference norm, or the cohort's lower median
     before there is one), score_contribution on the next round's held-out pages and
-    the window's control pages, the noise floor, positive only, top-G per fragment.
+    the window's control pages, the noise floor, the paid updates plus the unpaid
+    ones within `aggregate_z` standard errors (pipeline.unpaid_aggregation), top-G
+    per fragment ranked by the measured score.
     """
     if not net.select:
         return _Selection(kept=[c for c, _ in cands], scores={}, reasons={})
@@ -267,6 +278,11 @@ def _select(gm: GlobalModel, pages: TokenPages, setup: Setup, net: NetConfig, se
     baseline = compute_baseline(gm.model, heldout_b, random_b)
     scores: dict[int, float] = {}
     reasons: dict[int, str] = {}
+    z = setup.gates.aggregate_z if net.aggregate_z is None else net.aggregate_z
+    keep: set[int] = set()
+    raw: dict[int, float] = {}
+    ses: dict[int, float | None] = {}
+    pow_t: dict[int, float] = {}
     norms = {c.uid: _l2(enc) for c, enc in cands}
     for frag in sorted({c.fragment for c, _ in cands}):
         cohort = [(c, enc) for c, enc in cands if c.fragment == frag]
@@ -283,14 +299,35 @@ def _select(gm: GlobalModel, pages: TokenPages, setup: Setup, net: NetConfig, se
             floor = 0 < cs.score < setup.gates.min_score  # the noise floor
             scores[c.uid] = 0.0 if floor else cs.score
             reasons[c.uid] = "below the noise floor" if floor else cs.reason
+            raw[c.uid] = cs.score
+            ses[c.uid], pow_t[c.uid] = heldout_se(cs.heldout_pages), cs.pow_t
+            if scores[c.uid] > 0:
+                keep.add(c.uid)
         positive = [norms[c.uid] for c, _ in cohort if scores.get(c.uid, 0.0) > 0]
         if positive:  # as Validator._update_ref_norms (REF_NORM_DECAY 0.7)
             now = statistics.median_low(positive)
             ref_norms[frag] = now if frag not in ref_norms else 0.7 * ref_norms[frag] + 0.3 * now
-    eligible = [c for c, _ in cands if scores.get(c.uid, 0.0) > 0]
+        # pipeline.unpaid_aggregation: within noise of min(own SE, the cohort's lower-median SE), this window's
+        # proof-of-work t > 0, a norm within the gate's factor of the reference either way
+        ref = ref_norms.get(frag)
+        cohort_ses = sorted(v for c, _ in cohort if (v := ses.get(c.uid)) is not None and math.isfinite(v))
+        lower = cohort_ses[(len(cohort_ses) - 1) // 2] if cohort_ses else None
+        floor_norm = min(ref, statistics.median_low(positive)) if ref and positive else ref
+        supports = {c.uid: support_of(enc) for c, enc in cohort if c.uid in raw}
+        for c, _ in cohort:
+            own = ses.get(c.uid)
+            if (z > 0 and c.uid in raw and scores[c.uid] <= 0 and ref and lower is not None and own is not None
+                    and floor_norm / setup.gates.norm_outlier <= norms[c.uid] <= setup.gates.norm_outlier * ref
+                    and math.isfinite(pow_t[c.uid]) and pow_t[c.uid] > 0
+                    and within_noise(raw[c.uid], min(own, lower), z)
+                    and not any(overlap_stats(sup, supports[c.uid]).share <= -PARTIAL_SHARE
+                                for u, sup in supports.items() if u != c.uid)):
+                keep.add(c.uid)
+    eligible = [c for c, _ in cands if c.uid in keep]
     kept: list[Contribution] = []
     for frag in sorted({c.fragment for c in eligible}):
-        kept += select_top([replace(c, score=scores[c.uid]) for c in eligible if c.fragment == frag], net.top_g)
+        kept += select_top([replace(c, score=scores[c.uid]) for c in eligible if c.fragment == frag], net.top_g,
+                           score=lambda c: raw[c.uid])  # Verdict.selected: paid score, else the raw measurement
     return _Selection(kept=kept, scores=scores, reasons=reasons)
 
 

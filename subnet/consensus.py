@@ -64,7 +64,8 @@ CONSENSUS_GROUPS: tuple[ConsensusGroup, ...] = (
     ConsensusGroup(path="score"),
     ConsensusGroup(path="competition"),
     ConsensusGroup(path="validator",
-                   only=("copy_threshold", "cohort_method", "max_staleness", "norm_outlier", "min_score")),
+                   only=("copy_threshold", "cohort_method", "max_staleness", "norm_outlier", "min_score",
+                         "aggregate_z")),
 )
 
 

@@ -56,7 +56,7 @@ def test_help_lists_consensus_settings_in_their_own_group() -> None:
     assert title in groups and title in parser.format_help()
     flags = groups[title]
     assert {"--codec.topk", "--sync.rule", "--score.pow_ratio", "--competition.curve",
-            "--validator.min_score"} <= set(flags)
+            "--validator.min_score", "--validator.aggregate_z"} <= set(flags)
     assert "--sync.checkpoint_every" in groups["sync"] and "--validator.poll_interval" in groups["validator"]
     assert not any(f.startswith(("--wallet.", "--train.", "--store.")) for f in flags)
 

@@ -198,7 +198,7 @@ def test_aggregation_densifies_only_the_selected_and_matches_what_followers_deco
     chosen = v.selected(top_g=1)
     assert [s.uid for s in chosen] == [max((HONEST, HONEST_TWIN), key=lambda u: _by_uid(v.subs)[u].score)]
     for s in v.subs:  # only what may be aggregated keeps its update in memory
-        assert (s.sparse is not None) == s.eligible, (s.uid, s.outcome)
+        assert (s.sparse is not None) == s.aggregable, (s.uid, s.outcome)
     s = chosen[0]
     followers = decode(read_artifact(s.data, expected_hotkey=s.hotkey, max_bytes=expected_max_bytes(
         w.gm.shapes(0), w.codec), shapes=w.gm.shapes(0)).encoded)

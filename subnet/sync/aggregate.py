@@ -90,17 +90,24 @@ def delta_norm(delta: Delta) -> float:
     return math.sqrt(total) if math.isfinite(total) else math.nan
 
 
-def robust_coefficients(deltas: Sequence[Delta]) -> Combination:
+def robust_coefficients(deltas: Sequence[Delta], paid: Sequence[bool] | None = None) -> Combination:
     """Median-norm clipping then mean, as per-contribution coefficients.
 
     A contribution with a non-finite entry (or norm) is dropped and does not
-    count in n or the median.
+    count in n or the median. With ``paid`` (one flag per delta) the median is
+    taken over the paid contributions when there is one: an unpaid update
+    (pipeline.unpaid_aggregation) carries no score evidence, so it must not
+    raise the norm every update is clipped to.
     """
     norms = tuple(delta_norm(d) for d in deltas)
     finite = [n for n in norms if math.isfinite(n)]
     if not finite:
         return Combination(coefs=tuple(None for _ in deltas), norms=norms, median_norm=0.0)
-    median = float(statistics.median(finite))
+    flags = list(paid) if paid is not None else [True] * len(norms)
+    if len(flags) != len(norms):
+        raise ValueError(f"{len(norms)} deltas but {len(flags)} paid flags")
+    yardstick = [n for n, f in zip(norms, flags) if f and math.isfinite(n)] or finite
+    median = float(statistics.median(yardstick))
     n = len(finite)
     coefs: list[float | None] = []
     for norm in norms:
@@ -191,7 +198,7 @@ def build_manifest(
     if top_g is not None:
         params["top_g"] = int(top_g)
     for fragment, group in sorted(by_fragment.items()):
-        comb = robust_coefficients([c.delta for c in group])
+        comb = robust_coefficients([c.delta for c in group], paid=[c.score > 0 for c in group])
         params[f"median_norm.{fragment}"] = comb.median_norm
         params[f"kept.{fragment}"] = comb.kept
         for c, coef, norm in zip(group, comb.coefs, comb.norms):

@@ -50,7 +50,7 @@ from subnet.validator.competition import (
     credit_round,
     play_round,
 )
-from subnet.validator.copydetect import CopyVerdict, judge_copies
+from subnet.validator.copydetect import PARTIAL_SHARE, CopyVerdict, judge_copies, overlap_stats, support_of
 from subnet.validator.copydetect import Submission as CopyCandidate
 from subnet.validator.intake import IntakeRules, Pinned, Status, Verify, take_in
 from subnet.validator.powevidence import (
@@ -394,7 +394,10 @@ def _evaluate_one(s: Submission, assignment: Assignment, ctx: EvalContext, score
     outcome = (Outcome.NO_PROOF_OF_WORK if not cs.proof_of_work and cs.reason == NO_PROOF_OF_WORK
                else Outcome.EMPTY if cs.reason == "empty update"
                else Outcome.SCORED if cs.score > 0 else Outcome.NO_IMPROVEMENT)
-    return s.judged(outcome, cs.reason, score=cs.score, keep_update=outcome is Outcome.SCORED,
+    measured = cs.reason == "no held-out improvement"  # not a zero that stands for "could not measure"
+    return s.judged(outcome, cs.reason, score=cs.score,
+                    keep_update=outcome is Outcome.SCORED or (outcome is Outcome.NO_IMPROVEMENT and measured),
+                    heldout_se=heldout_se(cs.heldout_pages),
                     heldout_improvement=cs.heldout_improvement, assigned_improvement=cs.assigned_improvement,
                     random_improvement=cs.random_improvement, proof_of_work=cs.proof_of_work,
                     pow_t=cs.pow_t if math.isfinite(cs.pow_t) else None)
@@ -452,8 +455,137 @@ def resolve_ties(subs: Sequence[Submission], tied: Mapping[int, int]) -> list[Su
 
 def apply_floor(subs: Sequence[Submission], floor: float) -> list[Submission]:
     """A held-out improvement below the noise floor counts as none."""
-    return [s.judged(Outcome.BELOW_FLOOR, f"below the noise floor ({s.score:.2e} < {floor:g})", score=0.0)
+    return [s.judged(Outcome.BELOW_FLOOR, f"below the noise floor ({s.score:.2e} < {floor:g})", score=0.0,
+                     keep_update=True, raw_score=s.score)
             if s.score is not None and 0 < s.score < floor else s for s in subs]
+
+
+def heldout_se(pages: Sequence[float]) -> float | None:
+    """Standard error of the mean of per-page held-out improvements (None: fewer than two, or non-finite)."""
+    if len(pages) < 2 or not all(math.isfinite(p) for p in pages):
+        return None
+    mu = sum(pages) / len(pages)
+    return math.sqrt(sum((p - mu) * (p - mu) for p in pages) / (len(pages) - 1) / len(pages))  # inf, not raise
+
+
+def within_noise(score: float | None, se: float | None, z: float) -> bool:
+    """Whether a measured held-out change is positive or at most ``z`` standard errors below zero.
+
+    Why it exists: payment needs evidence that an update helped (score > 0, at
+    or above the noise floor), but aggregation needs only that it did not
+    measurably hurt. One window's held-out batch is small, and late in
+    training about 40% of honest uploads measure <= 0 on it
+    (bench/convergence.py's dropped reasons); leaving them out of the mean
+    halves the cohort the outer step averages over. ``se`` is the per-page
+    spread of the same improvements (`heldout_se`), so the rule is
+    scale-free: it does not move with the loss level, the learning rate or
+    the fragment's size. ``z <= 0`` admits positive scores only; without a
+    standard error nothing below zero qualifies.
+    """
+    if score is None or not math.isfinite(score):
+        return False
+    if score > 0:
+        return True
+    if z <= 0 or se is None or not math.isfinite(se):
+        return False
+    return score > -z * se
+
+
+UNPAID = (Outcome.NO_IMPROVEMENT, Outcome.BELOW_FLOOR)
+"""Evaluated outcomes that pay nothing but may still be aggregated (`unpaid_aggregation`)."""
+
+
+def unpaid_aggregation(subs: Sequence[Submission], z: float, ref_norms: Mapping[int, float],
+                       limit: float) -> list[Submission]:
+    """Keep the update of an unpaid evaluated submission only if aggregation may use it.
+
+    Passing proof of work and every gate is the evidence of honest work; an
+    update that then measures within noise of zero on the held-out pages
+    still carries it, so the lead averages it in, unpaid (its outcome and
+    score stay what they were). The conditions, each closing an attack the
+    red-team review found:
+
+    - within noise (`within_noise`) of a standard error the upload does not
+      set alone: the smaller of its own and the lower median over its
+      fragment's evaluated updates this window (a harmful update's own
+      per-page spread grows with its harm, so its own SE alone would admit
+      it);
+    - this window's proof-of-work t > 0 (banked evidence alone lets noise
+      through a free window: it may be paid late, not averaged in);
+    - a norm within a factor ``limit`` of its fragment's reference norm,
+      either way (a tiny update only dilutes the mean; with no reference yet
+      no unpaid update is aggregated); the lower bound is taken from the
+      smaller of the reference and this window's median paid norm, so
+      scaled-up paid uploads that lift the reference cannot push honest
+      unpaid ones out. The lead clips to the median of the paid updates'
+      norms (`sync.aggregate.robust_coefficients`), so an unpaid one cannot
+      raise it;
+    - it does not cancel another evaluated update of its fragment
+      (`anti_aligned`: ``detail["cancels_uid"]`` names it).
+
+    Known cost, not closed: each aggregated unpaid update is one more entry
+    in the mean (the lead divides by the count), so a miner with banked
+    evidence and this window's t > 0 can dilute the step by one entry per
+    hotkey; every such hotkey must pass the running proof of work, i.e. do
+    the training, for no pay.
+
+    Everything else unpaid drops its update here. With ``z <= 0`` no unpaid
+    update is kept (only paid updates are aggregated).
+    """
+    def se_of(s: Submission) -> float | None:
+        v = s.detail.get("heldout_se")
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    evaluated = [s for s in subs if (s.outcome is Outcome.SCORED or s.outcome in UNPAID) and s.sparse is not None]
+    cohort_se: dict[int, float] = {}
+    low_norm: dict[int, float] = {}
+    for frag in {s.fragment for s in evaluated}:
+        ses = sorted(se for s in evaluated if s.fragment == frag and (se := se_of(s)) is not None)
+        if ses:
+            cohort_se[frag] = ses[(len(ses) - 1) // 2]
+        paid = sorted(float(s.norm) for s in evaluated if s.fragment == frag and s.eligible and s.norm is not None
+                      and math.isfinite(s.norm))
+        if paid:
+            low_norm[frag] = paid[(len(paid) - 1) // 2]
+    out = []
+    for s in subs:
+        if s.outcome in UNPAID and s.sparse is not None:
+            raw = s.detail.get("raw_score", s.score)
+            own, ref, t = se_of(s), ref_norms.get(s.fragment), s.detail.get("pow_t")
+            se = None if own is None or s.fragment not in cohort_se else min(own, cohort_se[s.fragment])
+            sane = (ref is not None and s.norm is not None and math.isfinite(s.norm)
+                    and min(ref, low_norm.get(s.fragment, ref)) / limit <= s.norm <= limit * ref)
+            worked = isinstance(t, (int, float)) and math.isfinite(t) and t > 0
+            ok = z > 0 and sane and worked and within_noise(None if raw is None else float(raw), se, z)
+            against = anti_aligned(s, evaluated) if ok else None
+            if ok and against is None:
+                s = s.with_detail(aggregated_unpaid=True)
+            elif against is not None:
+                s = s.judged(s.outcome, s.reason, score=s.score, cancels_uid=against)
+            else:
+                s = s.judged(s.outcome, s.reason, score=s.score)
+        out.append(s)
+    return out
+
+
+def anti_aligned(s: Submission, others: Sequence[Submission], share: float = PARTIAL_SHARE) -> int | None:
+    """The uid of an evaluated update of the same fragment that ``s`` cancels (sparse cosine <= -share), if any.
+
+    Why: copy detection charges an upload that repeats another's work; one that
+    subtracts it (own work minus a peer's decoded upload) is no copy, measures
+    below zero, and, averaged in unpaid, would undo that peer's contribution.
+    Honest pairs of one fragment share ~0.09 of their indices, so their
+    cosine stays far from -``share`` (0.25, the partial-copy share).
+    """
+    if s.sparse is None:
+        return None
+    mine = support_of(list(s.sparse))
+    for o in others:
+        if o.uid == s.uid or o.fragment != s.fragment or o.sparse is None:
+            continue
+        if overlap_stats(support_of(list(o.sparse)), mine).share <= -share:
+            return o.uid
+    return None
 
 
 def weighted_median_norm(pairs: Iterable[tuple[float, float]]) -> float | None:
@@ -516,7 +648,8 @@ def settle(subs: Sequence[Submission], tied: Mapping[int, int], ref_norms: Mappi
     out = resolve_ties(subs, tied)
     out = apply_floor(out, opts.min_score)
     out = cold_norm_gate(out, ref_norms, opts.norm_outlier)
-    return out, update_ref_norms(out, ref_norms)
+    refs = update_ref_norms(out, ref_norms)
+    return unpaid_aggregation(out, opts.aggregate_z, refs, opts.norm_outlier), refs
 
 
 # -- stage 5: compete ---------------------------------------------------------------------------------
@@ -605,12 +738,18 @@ class Verdict:
     """Held proof-of-work credits after this window, per hotkey oldest first (None: the sequential rule is off)."""
 
     def selected(self, top_g: int) -> list[Submission]:
-        """Per fragment, the `top_g` best eligible submissions (what the lead aggregates)."""
+        """Per fragment, the `top_g` best aggregable submissions (what the lead aggregates; paid ones first)."""
         chosen: list[Submission] = []
-        eligible = [s for s in self.subs if s.eligible]
+        eligible = [s for s in self.subs if s.aggregable]
         for frag in sorted({s.fragment for s in eligible}):
-            chosen += select_top([s for s in eligible if s.fragment == frag], top_g, score=lambda s: float(s.score))
+            chosen += select_top([s for s in eligible if s.fragment == frag], top_g, score=_rank_score)
         return chosen
+
+
+def _rank_score(s: Submission) -> float:
+    """What top-G ranks by: the score, or for an update under the noise floor the raw score it measured."""
+    raw = s.detail.get("raw_score") if s.outcome is Outcome.BELOW_FLOOR else None
+    return float(raw) if isinstance(raw, (int, float)) else float(s.score)  # type: ignore[arg-type]
 
 
 def judge(subs: Sequence[Submission], snap: ChainSnapshot, ctx: EvalContext, *, ref_norms: Mapping[int, float],

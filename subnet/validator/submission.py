@@ -91,6 +91,12 @@ class Submission:
         return (self.outcome is Outcome.SCORED and self.sparse is not None and self.score is not None
                 and self.score > 0)
 
+    @property
+    def aggregable(self) -> bool:
+        """May enter aggregation: eligible, or unpaid but within noise of zero (pipeline.unpaid_aggregation)."""
+        return self.eligible or (self.sparse is not None and bool(self.detail.get("aggregated_unpaid"))
+                                 and self.score is not None and math.isfinite(self.score))
+
     # -- transitions ------------------------------------------------------------------------------
     def judged(self, outcome: Outcome, reason: str, *, score: float | None, keep_update: bool = False,
                **detail: Any) -> Submission:
