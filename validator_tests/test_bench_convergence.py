@@ -45,6 +45,9 @@ def test_sweep_rows_override_named_fields_and_keep_total_steps() -> None:
     row = convergence.parse_row("inner_steps=20,rule=median_norm_clip_mean,select=false", base)
     assert (row.inner_steps, row.rounds, row.rule, row.select) == (20, 15, "median_norm_clip_mean", False)
     assert row.steps == base.steps and "keep-all" in row.label()
+    # another H trains on other pages: its own centralized twin, not the headline's
+    assert convergence.own_twin(row, base) and convergence.own_twin(convergence.parse_row("fragments=1", base), base)
+    assert not convergence.own_twin(convergence.parse_row("outer_lr=2,aggregate_z=1", base), base)
     with pytest.raises(SystemExit, match="unknown field"):
         convergence.parse_row("momentum_of_the_moon=0.9", base)
     assert "bench-only" in convergence.parse_row("outer_momentum=0.9", base).label()
