@@ -85,7 +85,7 @@ def test_the_stage_never_changes_an_outcome_or_a_score_and_keeps_only_what_it_ma
     kept = out.sparse is not None
     assert kept == out.aggregable == bool(out.detail.get("aggregated_unpaid"))
     worked = t is not None and math.isfinite(t) and t > 0
-    assert kept == (z > 0 and worked and se is not None and 0.25 <= norm <= 4.0 and within_noise(score, se, z))
+    assert kept == (z > 0 and worked and 0.25 <= norm <= 4.0 and within_noise(score, se, z))
 
 
 @given(own=st.floats(1e-4, 1e-1), others=st.lists(st.floats(1e-4, 1e-2), min_size=2, max_size=8),
