@@ -337,7 +337,7 @@ class Validator:
         rt, cfg = self.rt, self.cfg
         contribs = []
         for s in chosen:  # mirror: followers fetch selected artifacts from the lead's store only
-            assert s.data is not None and s.artifact is not None  # eligible submissions keep their update
+            assert s.data is not None and s.artifact is not None  # aggregable submissions keep their update
             key = artifact_key(rt.netuid, t, s.hotkey, s.fragment)
             self.store.put(key, s.data)
             contribs.append(Contribution(fragment=s.fragment, uid=s.uid, hotkey=s.hotkey, key=key,

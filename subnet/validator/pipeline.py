@@ -50,7 +50,14 @@ from subnet.validator.competition import (
     credit_round,
     play_round,
 )
-from subnet.validator.copydetect import PARTIAL_SHARE, CopyVerdict, judge_copies, overlap_stats, support_of
+from subnet.validator.copydetect import (
+    PARTIAL_SHARE,
+    CopyVerdict,
+    Support,
+    judge_copies,
+    overlap_stats,
+    support_of,
+)
 from subnet.validator.copydetect import Submission as CopyCandidate
 from subnet.validator.intake import IntakeRules, Pinned, Status, Verify, take_in
 from subnet.validator.powevidence import (
@@ -547,6 +554,7 @@ def unpaid_aggregation(subs: Sequence[Submission], z: float, ref_norms: Mapping[
                       and math.isfinite(s.norm))
         if paid:
             low_norm[frag] = paid[(len(paid) - 1) // 2]
+    supports: dict[int, Support] = {}  # each evaluated update's sparse view, built once for the cancel checks
     out = []
     for s in subs:
         if s.outcome in UNPAID and s.sparse is not None:
@@ -557,7 +565,7 @@ def unpaid_aggregation(subs: Sequence[Submission], z: float, ref_norms: Mapping[
                     and min(ref, low_norm.get(s.fragment, ref)) / limit <= s.norm <= limit * ref)
             worked = isinstance(t, (int, float)) and math.isfinite(t) and t > 0
             ok = z > 0 and sane and worked and within_noise(None if raw is None else float(raw), se, z)
-            against = anti_aligned(s, evaluated) if ok else None
+            against = anti_aligned(s, evaluated, supports) if ok else None
             if ok and against is None:
                 s = s.with_detail(aggregated_unpaid=True)
             elif against is not None:
@@ -568,22 +576,31 @@ def unpaid_aggregation(subs: Sequence[Submission], z: float, ref_norms: Mapping[
     return out
 
 
-def anti_aligned(s: Submission, others: Sequence[Submission], share: float = PARTIAL_SHARE) -> int | None:
+def anti_aligned(s: Submission, others: Sequence[Submission], supports: dict[int, Support] | None = None,
+                 share: float = PARTIAL_SHARE) -> int | None:
     """The uid of an evaluated update of the same fragment that ``s`` cancels (sparse cosine <= -share), if any.
 
     Why: copy detection charges an upload that repeats another's work; one that
     subtracts it (own work minus a peer's decoded upload) is no copy, measures
     below zero, and, averaged in unpaid, would undo that peer's contribution.
     Honest pairs of one fragment share ~0.09 of their indices, so their
-    cosine stays far from -``share`` (0.25, the partial-copy share).
+    cosine stays far from -``share`` (0.25, the partial-copy share). ``supports``
+    caches each uid's sparse view across calls (filled here as needed).
     """
     if s.sparse is None:
         return None
-    mine = support_of(list(s.sparse))
+    cache = {} if supports is None else supports
+
+    def view(x: Submission) -> Support:
+        if x.uid not in cache:
+            cache[x.uid] = support_of(list(x.sparse or ()))
+        return cache[x.uid]
+
+    mine = view(s)
     for o in others:
         if o.uid == s.uid or o.fragment != s.fragment or o.sparse is None:
             continue
-        if overlap_stats(support_of(list(o.sparse)), mine).share <= -share:
+        if overlap_stats(view(o), mine).share <= -share:
             return o.uid
     return None
 
